@@ -1,0 +1,86 @@
+//! Findings: every problem kadgate reports about an input, with a stable code.
+//!
+//! A finding is data, not an error: validation collects *all* findings for a message and the
+//! pipeline decides afterwards what they mean (reject, accept with a note, ...). The `code` strings
+//! are a public contract: they appear in `kadgate validate --json`, in stored findings, in AppRec
+//! `OT` texts and (for FHIR input) in OperationOutcome issues. Never rename one; add new ones.
+
+use serde::{Deserialize, Serialize};
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; never changes the outcome.
+    Info,
+    /// A deviation kadgate tolerated (lenient policy, quality problems the rules forbid rejecting for).
+    Warning,
+    /// The message (or part of it) cannot be processed as it is.
+    Error,
+}
+
+/// One problem found in one input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable, format-neutral code, e.g. `xml.not-well-formed`, `patient.insufficient-identification`.
+    pub code: String,
+    pub severity: Severity,
+    /// Where: an element path for XML (`/MsgHead/MsgInfo/MsgId`), a FHIRPath-style path for FHIR.
+    pub path: String,
+    /// Plain English. Must never contain patient data (names, identity numbers, clinical text).
+    pub message: String,
+}
+
+impl Finding {
+    pub fn new(code: &str, severity: Severity, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Finding { code: code.to_string(), severity, path: path.into(), message: message.into() }
+    }
+    pub fn error(code: &str, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(code, Severity::Error, path, message)
+    }
+    pub fn warning(code: &str, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(code, Severity::Warning, path, message)
+    }
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// The catalogue of stable finding codes. Grouped by the layer that raises them.
+pub mod codes {
+    // --- transport / scanning (hardened XML reader) ---
+    pub const XML_NOT_WELL_FORMED: &str = "xml.not-well-formed";
+    pub const XML_DOCTYPE: &str = "xml.doctype-forbidden";
+    pub const XML_ENTITY: &str = "xml.entity-forbidden";
+    pub const XML_TOO_DEEP: &str = "xml.too-deep";
+    pub const XML_TOO_MANY_ELEMENTS: &str = "xml.too-many-elements";
+    pub const XML_TOO_LARGE: &str = "xml.too-large";
+    pub const XML_ENCODING: &str = "xml.encoding-unsupported";
+    pub const XML_EMPTY: &str = "xml.empty";
+    // --- schema ---
+    pub const XSD_INVALID: &str = "xsd.invalid";
+    pub const XSD_NO_SCHEMA: &str = "xsd.no-schema";
+    // --- message kind ---
+    pub const MSG_UNSUPPORTED: &str = "message.unsupported-kind";
+    pub const MSG_ENVELOPE_EMPTY: &str = "message.envelope-empty";
+    // --- header semantics ---
+    pub const MSGID_MISSING: &str = "header.msgid-missing";
+    pub const MSGID_NOT_UUID: &str = "header.msgid-not-uuid";
+    pub const SENDER_MISSING: &str = "header.sender-unidentified";
+    pub const RECEIVER_MISSING: &str = "header.receiver-unidentified";
+    pub const HER_ID_INVALID: &str = "header.her-id-invalid";
+    pub const RECEIVER_UNKNOWN_SERVICE: &str = "header.receiver-unknown-service";
+    pub const RECEIVER_NOT_OURS: &str = "header.receiver-not-served";
+    pub const GENDATE_INVALID: &str = "header.gendate-invalid";
+    // --- patient ---
+    pub const PATIENT_MISSING: &str = "patient.missing";
+    pub const PATIENT_INSUFFICIENT: &str = "patient.insufficient-identification";
+    pub const PATIENT_ID_INVALID: &str = "patient.identifier-invalid";
+    pub const PATIENT_NAME_MISSING: &str = "patient.name-missing";
+    pub const PATIENT_UNKNOWN: &str = "patient.unknown-to-receiver";
+    pub const EMERGENCY_EXCEPTION: &str = "patient.emergency-referral-exception";
+    // --- known real-world deviations (FACTS §11), tolerated under the lenient policy ---
+    pub const LENIENT_TOLERATED: &str = "lenient.schema-deviation-tolerated";
+    // --- receipts ---
+    pub const APPREC_UNCORRELATED: &str = "apprec.uncorrelated";
+}

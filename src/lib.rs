@@ -1,0 +1,30 @@
+//! kadgate: a gateway for Norwegian health messages between the people who refer patients to a
+//! municipal acute inpatient unit (KAD / ØHD) and the unit itself.
+//!
+//! Code map (see ARCHITECTURE.md for the whole picture and the invariants):
+//! - [`finding`]  every problem found in an input, with a stable code
+//! - [`ident`]    Norwegian identifiers: fødselsnummer, D/H/FH-numbers, HER, HPR, org numbers
+//! - [`model`]    the canonical model every format decodes into and encodes from
+//! - [`xml`]      the hardened XML reader (size/depth caps, no DTD, no foreign entities)
+//! - [`xsd`]      libxml2 XSD validation: the one module allowed `unsafe`
+//! - [`kith`]     KITH messages: kind detection, decoders, header semantics, AppRec encoder
+//! - [`check`]    the whole check of one message → findings + the receipt decision (no I/O)
+//! - [`config`]   TOML → typed config, checked once, every problem at once
+//! - [`store`]    the `Store` trait and its SQLite implementation (group commit)
+//! - [`pipeline`] receive → check → store → receipt, shared by every source
+//! - [`http`]     the HTTP API (axum)
+//! - [`dropfolder`] the file-drop source
+#![forbid(clippy::undocumented_unsafe_blocks)]
+
+pub mod check;
+pub mod config;
+pub mod dropfolder;
+pub mod finding;
+pub mod http;
+pub mod ident;
+pub mod kith;
+pub mod model;
+pub mod pipeline;
+pub mod store;
+pub mod xml;
+pub mod xsd;
