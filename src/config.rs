@@ -1,1 +1,517 @@
-//! TODO
+//! Configuration: TOML → typed structs, parsed and checked once at start.
+//!
+//! `load` reports every problem it can find at once (syntax, unknown keys, wrong types, bad values),
+//! each with its line number, so `kadgate config check FILE` is useful in one go. Unknown keys are
+//! errors: a typo must never silently fall back to a default.
+//!
+//! Relative paths in a config file are relative to the file's folder; in the embedded demo
+//! configuration they are relative to the working directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The embedded demo configuration (`kadgate serve` with no arguments).
+pub const DEMO_CONFIG: &str = include_str!("../fixtures/demo/kadgate.toml");
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Config {
+    /// The standards folder (the one holding `kith/` and `fhir/`).
+    pub standards_dir: Option<PathBuf>,
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub dropfolder: DropFolderConfig,
+    pub receipts: ReceiptConfig,
+    pub log: LogConfig,
+    /// The parties kadgate receives for (answers AppRecs as).
+    pub organisations: Vec<OrganisationConfig>,
+    /// Per-sender policies.
+    pub senders: Vec<SenderConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    /// Largest accepted message body in bytes.
+    pub max_body_bytes: usize,
+    /// Worker threads for CPU work (XSD validation); 0 = number of cores.
+    pub workers: usize,
+    /// Seconds to wait for in-flight work at shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("kadgate-data"),
+            max_body_bytes: 10 * 1024 * 1024,
+            workers: 0,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct StoreConfig {
+    /// `sqlite` (PostgreSQL follows).
+    pub kind: String,
+    /// SQLite file, relative to the data directory.
+    pub path: PathBuf,
+    /// Most messages committed in one transaction (group commit).
+    pub max_batch: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { kind: "sqlite".into(), path: PathBuf::from("kadgate.sqlite"), max_batch: 256 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct DropFolderConfig {
+    pub enabled: bool,
+    /// Root of the drop folder (holds `inbox/`, `outgoing/`, `processed/`, `failed/`), relative to the data directory.
+    pub dir: PathBuf,
+    pub poll_ms: u64,
+}
+
+impl Default for DropFolderConfig {
+    fn default() -> Self {
+        DropFolderConfig { enabled: true, dir: PathBuf::from("drop"), poll_ms: 250 }
+    }
+}
+
+/// Receipt (AppRec) policy.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ReceiptConfig {
+    /// Reject a message addressed to one of our organisations but to a service or person it does not
+    /// have (E21 / E20). The rules say this MAY be done and must be configurable.
+    pub reject_unknown_service: bool,
+    /// Policy for senders not listed under `[[senders]]`.
+    pub default_policy: Policy,
+}
+
+impl Default for ReceiptConfig {
+    fn default() -> Self {
+        ReceiptConfig { reject_unknown_service: true, default_policy: Policy::Strict }
+    }
+}
+
+/// How a sender's schema deviations are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// Schema-invalid → negative AppRec T02.
+    Strict,
+    /// Schema deviations are recorded as warnings; the message is processed if it can be read.
+    Lenient,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// tracing filter, e.g. `info`, `kadgate=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: "text".into(), level: "info".into() }
+    }
+}
+
+/// One of our organisations: the top level (`idents`), and the services/persons under it that we
+/// know. An identifier is written `KIND:value`, e.g. `HER:56704`, `ENH:974744570`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct OrganisationConfig {
+    pub name: String,
+    pub idents: Vec<String>,
+    /// Known services, departments and persons under the organisation. Empty = accept any.
+    pub units: Vec<UnitConfig>,
+    /// Override of `receipts.reject_unknown_service` for this organisation.
+    pub reject_unknown_service: Option<bool>,
+    /// Identity numbers of patients this organisation has a record of. When set, an epicrisis or
+    /// PLO message about anyone else is rejected with E35 (the patient has and shall have no record here).
+    pub known_patients: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct UnitConfig {
+    pub name: String,
+    pub idents: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct SenderConfig {
+    pub idents: Vec<String>,
+    pub policy: Policy,
+}
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// Dotted key path (`organisations[1].idents`).
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "line {l}: {}: {}", self.path, self.message),
+            None => write!(f, "{}: {}", self.path, self.message),
+        }
+    }
+}
+
+/// All problems of a config, as an error.
+#[derive(Debug, thiserror::Error)]
+#[error("{} problem(s) in {source_name}:\n{}", problems.len(), problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError {
+    pub source_name: String,
+    pub problems: Vec<Problem>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// Find the line of a dotted path (`a.b[2].c`) in the document.
+fn line_for_path(doc: &toml_edit::ImDocument<&str>, text: &str, path: &str) -> Option<usize> {
+    let mut item: &toml_edit::Item = doc.as_item();
+    let mut best: Option<std::ops::Range<usize>> = None;
+    for seg in path.split('.') {
+        let (key, idx) = match seg.find('[') {
+            Some(i) => (&seg[..i], seg[i + 1..seg.len().saturating_sub(1)].parse::<usize>().ok()),
+            None => (seg, None),
+        };
+        if key.is_empty() || key == "?" {
+            break;
+        }
+        let table = item.as_table_like()?;
+        let (k, next) = table.get_key_value(key)?;
+        if let Some(r) = k.span() {
+            best = Some(r);
+        }
+        item = next;
+        if let Some(n) = idx {
+            match item {
+                toml_edit::Item::ArrayOfTables(a) => {
+                    let t = a.get(n)?;
+                    if let Some(r) = t.span() {
+                        best = Some(r);
+                    }
+                    // Continue inside that table.
+                    let found = a.iter().nth(n)?;
+                    return line_in_table(found, text, &path[path.find(seg)? + seg.len()..], best);
+                }
+                toml_edit::Item::Value(toml_edit::Value::Array(a)) => {
+                    if let Some(r) = a.get(n).and_then(|v| v.span()) {
+                        best = Some(r);
+                    }
+                    break;
+                }
+                _ => break,
+            }
+        }
+    }
+    best.map(|r| line_of(text, r.start))
+}
+
+fn line_in_table(t: &toml_edit::Table, text: &str, rest: &str, best: Option<std::ops::Range<usize>>) -> Option<usize> {
+    let rest = rest.trim_start_matches('.');
+    let key = rest.split(['.', '[']).next().unwrap_or("");
+    if !key.is_empty() {
+        if let Some((k, _)) = t.get_key_value(key) {
+            if let Some(r) = k.span() {
+                return Some(line_of(text, r.start));
+            }
+        }
+    }
+    best.map(|r| line_of(text, r.start))
+}
+
+/// Parse a config text. `base` resolves relative paths (None = leave them as written).
+pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Config, ConfigError> {
+    let fail = |problems: Vec<Problem>| ConfigError { source_name: source_name.to_string(), problems };
+    let doc = match toml_edit::ImDocument::parse(text) {
+        Ok(d) => d,
+        Err(e) => {
+            let line = e.span().map(|s| line_of(text, s.start));
+            let msg = e.message().trim().to_string();
+            return Err(fail(vec![Problem { line, path: "(syntax)".into(), message: msg }]));
+        }
+    };
+    let value: toml::Table = match toml::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            let line = e.span().map(|s| line_of(text, s.start));
+            return Err(fail(vec![Problem { line, path: "(syntax)".into(), message: e.message().to_string() }]));
+        }
+    };
+    let mut problems = Vec::new();
+    let mut cfg = Config::default();
+
+    // Each top-level section (and each element of an array of tables) is deserialized on its own,
+    // so one bad value does not hide the others.
+    macro_rules! section {
+        ($key:literal, $field:ident) => {
+            if let Some(v) = value.get($key) {
+                match de_one(v.clone(), $key, &mut problems) {
+                    Some(x) => cfg.$field = x,
+                    None => {}
+                }
+            }
+        };
+    }
+    macro_rules! array_section {
+        ($key:literal, $field:ident) => {
+            if let Some(v) = value.get($key) {
+                match v {
+                    toml::Value::Array(items) => {
+                        for (i, item) in items.iter().enumerate() {
+                            if let Some(x) = de_one(item.clone(), &format!("{}[{}]", $key, i), &mut problems) {
+                                cfg.$field.push(x);
+                            }
+                        }
+                    }
+                    _ => problems.push(Problem { line: None, path: $key.into(), message: "must be an array of tables ([[...]])".into() }),
+                }
+            }
+        };
+    }
+    for key in value.keys() {
+        if !["standards_dir", "server", "store", "dropfolder", "receipts", "log", "organisations", "senders"].contains(&key.as_str()) {
+            problems.push(Problem { line: None, path: key.clone(), message: "unknown key".into() });
+        }
+    }
+    if let Some(v) = value.get("standards_dir") {
+        match v.as_str() {
+            Some(s) => cfg.standards_dir = Some(PathBuf::from(s)),
+            None => problems.push(Problem { line: None, path: "standards_dir".into(), message: "must be a string".into() }),
+        }
+    }
+    section!("server", server);
+    section!("store", store);
+    section!("dropfolder", dropfolder);
+    section!("receipts", receipts);
+    section!("log", log);
+    array_section!("organisations", organisations);
+    array_section!("senders", senders);
+
+    semantic_checks(&cfg, &mut problems);
+    for p in &mut problems {
+        if p.line.is_none() {
+            p.line = line_for_path(&doc, text, &p.path);
+        }
+    }
+    if !problems.is_empty() {
+        problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+        return Err(fail(problems));
+    }
+    if let Some(base) = base {
+        cfg.resolve_paths(base);
+    }
+    Ok(cfg)
+}
+
+fn de_one<T: serde::de::DeserializeOwned>(v: toml::Value, prefix: &str, problems: &mut Vec<Problem>) -> Option<T> {
+    let mut unknown = Vec::new();
+    let mut note = |p: serde_ignored::Path<'_>| unknown.push(p.to_string());
+    let de = serde_ignored::Deserializer::new(v, &mut note);
+    let r: Result<T, _> = serde_path_to_error::deserialize(de);
+    for u in unknown {
+        problems.push(Problem { line: None, path: format!("{prefix}.{u}"), message: "unknown key".into() });
+    }
+    match r {
+        Ok(x) => Some(x),
+        Err(e) => {
+            let inner = e.path().to_string();
+            let path = if inner == "." || inner.is_empty() { prefix.to_string() } else { format!("{prefix}.{inner}") };
+            problems.push(Problem { line: None, path, message: e.into_inner().to_string() });
+            None
+        }
+    }
+}
+
+/// Split `KIND:value`.
+pub fn parse_ident(s: &str) -> Option<(String, String)> {
+    let (k, v) = s.split_once(':')?;
+    let k = k.trim().to_ascii_uppercase();
+    let v = v.trim();
+    (!k.is_empty() && !v.is_empty() && k.bytes().all(|c| c.is_ascii_alphanumeric())).then(|| (k, v.to_string()))
+}
+
+fn semantic_checks(cfg: &Config, problems: &mut Vec<Problem>) {
+    if cfg.server.listen.parse::<SocketAddr>().is_err() {
+        problems.push(Problem { line: None, path: "server.listen".into(), message: format!("{:?} is not an address like 127.0.0.1:8080", cfg.server.listen) });
+    }
+    if cfg.server.max_body_bytes < 1024 {
+        problems.push(Problem { line: None, path: "server.max_body_bytes".into(), message: "must be at least 1024".into() });
+    }
+    if cfg.store.kind != "sqlite" {
+        problems.push(Problem { line: None, path: "store.kind".into(), message: format!("unknown store kind {:?} (supported: sqlite)", cfg.store.kind) });
+    }
+    if cfg.store.max_batch == 0 {
+        problems.push(Problem { line: None, path: "store.max_batch".into(), message: "must be at least 1".into() });
+    }
+    if !["text", "json"].contains(&cfg.log.format.as_str()) {
+        problems.push(Problem { line: None, path: "log.format".into(), message: "must be \"text\" or \"json\"".into() });
+    }
+    let mut seen = std::collections::HashMap::new();
+    for (i, o) in cfg.organisations.iter().enumerate() {
+        if o.idents.is_empty() {
+            problems.push(Problem { line: None, path: format!("organisations[{i}].idents"), message: "an organisation needs at least one identifier".into() });
+        }
+        for s in &o.idents {
+            check_ident(s, &format!("organisations[{i}].idents"), problems);
+            if let Some(prev) = seen.insert(normalise_id(s), i) {
+                problems.push(Problem { line: None, path: format!("organisations[{i}].idents"), message: format!("{s} is also an identifier of organisations[{prev}]") });
+            }
+        }
+        for (j, u) in o.units.iter().enumerate() {
+            if u.idents.is_empty() {
+                problems.push(Problem { line: None, path: format!("organisations[{i}].units[{j}].idents"), message: "a unit needs at least one identifier".into() });
+            }
+            for s in &u.idents {
+                check_ident(s, &format!("organisations[{i}].units[{j}].idents"), problems);
+            }
+        }
+    }
+    for (i, s) in cfg.senders.iter().enumerate() {
+        for id in &s.idents {
+            check_ident(id, &format!("senders[{i}].idents"), problems);
+        }
+    }
+}
+
+fn check_ident(s: &str, path: &str, problems: &mut Vec<Problem>) {
+    match parse_ident(s) {
+        None => problems.push(Problem { line: None, path: path.into(), message: format!("{s:?} is not an identifier like \"HER:12345\"") }),
+        Some((k, v)) if k == "HER" && !crate::ident::valid_her_id(&v) => {
+            problems.push(Problem { line: None, path: path.into(), message: format!("{s:?}: a HER-id is a positive integer") })
+        }
+        Some((k, v)) if k == "ENH" && !crate::ident::valid_org_number(&v) => {
+            problems.push(Problem { line: None, path: path.into(), message: format!("{s:?}: not a valid organisation number (9 digits, mod-11)") })
+        }
+        _ => {}
+    }
+}
+
+/// Normalise an identifier for matching: kind upper-cased, value without spaces and dots (the
+/// acceptance tests write HER-ids like `369.767` and organisation numbers like `333 555 666`).
+pub fn normalise_id(s: &str) -> String {
+    match parse_ident(s) {
+        Some((k, v)) => format!("{k}:{}", normalise_value(&v)),
+        None => s.trim().to_string(),
+    }
+}
+
+pub fn normalise_value(v: &str) -> String {
+    v.chars().filter(|c| !c.is_whitespace() && *c != '.').collect()
+}
+
+impl Config {
+    /// The embedded demo configuration.
+    pub fn demo() -> Config {
+        parse(DEMO_CONFIG, "embedded demo configuration", None).expect("the embedded demo configuration is valid (tested)")
+    }
+
+    /// Read and check a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            source_name: path.display().to_string(),
+            problems: vec![Problem { line: None, path: "(file)".into(), message: e.to_string() }],
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        parse(&text, &path.display().to_string(), Some(&base))
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.server.data_dir);
+        if let Some(s) = self.standards_dir.as_mut() {
+            fix(s);
+        }
+    }
+
+    /// The SQLite file.
+    pub fn sqlite_path(&self) -> PathBuf {
+        if self.store.path.is_absolute() {
+            self.store.path.clone()
+        } else {
+            self.server.data_dir.join(&self.store.path)
+        }
+    }
+
+    pub fn drop_dir(&self) -> PathBuf {
+        if self.dropfolder.dir.is_absolute() {
+            self.dropfolder.dir.clone()
+        } else {
+            self.server.data_dir.join(&self.dropfolder.dir)
+        }
+    }
+}
+
+/// The standards folder by precedence: `--standards`, else `KADGATE_STANDARDS_DIR`, else the
+/// config, else `../shared/standards`.
+pub fn standards_dir(cli: Option<&Path>, cfg: &Config) -> PathBuf {
+    if let Some(p) = cli {
+        return p.to_path_buf();
+    }
+    if let Some(p) = std::env::var_os("KADGATE_STANDARDS_DIR").filter(|v| !v.is_empty()) {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = &cfg.standards_dir {
+        return p.clone();
+    }
+    PathBuf::from("../shared/standards")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_config_is_valid() {
+        let c = Config::demo();
+        assert!(!c.organisations.is_empty());
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_line() {
+        let text = "[server]\nlisten = \"nowhere\"\nbogus = 1\n\n[store]\nmax_batch = \"many\"\n\n[[organisations]]\nname = \"x\"\nidents = [\"HER:abc\"]\ncolour = \"red\"\n\nmystery = 3\n";
+        let err = parse(text, "t.toml", None).unwrap_err();
+        let lines: Vec<(Option<usize>, String)> = err.problems.iter().map(|p| (p.line, p.path.clone())).collect();
+        assert!(lines.contains(&(Some(3), "server.bogus".into())), "{lines:?}");
+        assert!(lines.contains(&(Some(6), "store.max_batch".into())), "{lines:?}");
+        assert!(lines.contains(&(Some(11), "organisations[0].colour".into())), "{lines:?}");
+        assert!(lines.iter().any(|(_, p)| p == "organisations[0].idents"), "{lines:?}");
+        assert!(lines.iter().any(|(_, p)| p == "server.listen"), "{lines:?}");
+        assert_eq!(err.problems.len(), 6, "{:?}", err.problems);
+    }
+
+    #[test]
+    fn syntax_errors_have_lines() {
+        let err = parse("[server\nlisten=1", "t.toml", None).unwrap_err();
+        assert_eq!(err.problems[0].line, Some(1));
+    }
+}

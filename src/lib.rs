@@ -14,6 +14,7 @@
 //! - [`pipeline`] receive → check → store → receipt, shared by every source
 //! - [`http`]     the HTTP API (axum)
 //! - [`dropfolder`] the file-drop source
+//! - [`server`]   wiring: store + schemas + listener + shutdown
 #![forbid(clippy::undocumented_unsafe_blocks)]
 
 pub mod check;
@@ -25,6 +26,9 @@ pub mod ident;
 pub mod kith;
 pub mod model;
 pub mod pipeline;
+pub mod report;
+pub mod conformance;
+pub mod server;
 pub mod store;
 pub mod xml;
 pub mod xsd;

@@ -1,1 +1,221 @@
-fn main(){}
+//! The `kadgate` command line.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kadgate::check::{Checker, Mode, Rules};
+use kadgate::config::{self, Config};
+
+#[derive(Parser)]
+#[command(name = "kadgate", version, about = "Gateway for Norwegian health messages to and from municipal acute inpatient (KAD) units")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the gateway (with no arguments: the embedded demo setup).
+    Serve {
+        /// TOML configuration file (default: the embedded demo configuration).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on, e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Data directory (store, drop folder).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The standards folder (holds kith/ and fhir/).
+        #[arg(long)]
+        standards: Option<PathBuf>,
+    },
+    /// Check messages without storing them.
+    Validate {
+        /// One JSON object per line per file.
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        standards: Option<PathBuf>,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run the official acceptance-test messages through the configuration and compare each AppRec
+    /// with what the rules call for.
+    Conformance {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        standards: Option<PathBuf>,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Report every problem in a configuration file, with line numbers.
+    Check { file: PathBuf },
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config, ExitCode> {
+    match path {
+        None => Ok(Config::demo()),
+        Some(p) => Config::load(p).map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }),
+    }
+}
+
+fn init_logging(cfg: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("KADGATE_LOG").unwrap_or_else(|_| EnvFilter::new(&cfg.log.level));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if cfg.log.format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.cmd {
+        Cmd::Serve { config, listen, data_dir, standards } => serve(config, listen, data_dir, standards),
+        Cmd::Validate { json, config, standards, files } => validate(json, config, standards, files),
+        Cmd::Conformance { json, config, standards } => conformance(json, config, standards),
+        Cmd::Config { cmd: ConfigCmd::Check { file } } => match Config::load(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}
+
+fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathBuf>, standards: Option<PathBuf>) -> ExitCode {
+    let mut cfg = match load_config(config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Some(l) = listen {
+        if l.parse::<std::net::SocketAddr>().is_err() {
+            eprintln!("--listen {l:?} is not an address like 127.0.0.1:8080");
+            return ExitCode::from(2);
+        }
+        cfg.server.listen = l;
+    }
+    if let Some(d) = data_dir {
+        cfg.server.data_dir = d;
+    }
+    init_logging(&cfg);
+    let standards = config::standards_dir(standards.as_deref(), &cfg);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let result = rt.block_on(async move {
+        let listen = cfg.server.listen.clone();
+        let gw = kadgate::server::Gateway::open(cfg, &standards)?;
+        let listener = tokio::net::TcpListener::bind(&listen).await?;
+        kadgate::server::run(listener, gw, kadgate::server::signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kadgate: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn load_schemas(standards: &Path) -> Result<kadgate::xsd::SchemaSet, ExitCode> {
+    kadgate::xsd::SchemaSet::load(&standards.join("kith")).map_err(|e| {
+        eprintln!("kadgate: cannot load the KITH schemas from {}: {e}", standards.join("kith").display());
+        ExitCode::from(2)
+    })
+}
+
+fn validate(json: bool, config: Option<PathBuf>, standards: Option<PathBuf>, files: Vec<PathBuf>) -> ExitCode {
+    let cfg = match load_config(config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let standards = config::standards_dir(standards.as_deref(), &cfg);
+    let schemas = match load_schemas(&standards) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let rules = Rules::from_config(&cfg);
+    let checker = Checker { rules: &rules, schemas: Some(&schemas), mode: Mode::AssumeAddressed };
+    let reports = kadgate::report::validate_files(&checker, &files);
+    let mut all_valid = true;
+    for r in &reports {
+        all_valid &= r.valid;
+        if json {
+            println!("{}", serde_json::to_string(&r.json).expect("serialisable"));
+        } else {
+            print!("{}", r.human);
+        }
+    }
+    if all_valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn conformance(json: bool, config: Option<PathBuf>, standards: Option<PathBuf>) -> ExitCode {
+    let cfg = match load_config(config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let standards = config::standards_dir(standards.as_deref(), &cfg);
+    let schemas = match load_schemas(&standards) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let rules = Rules::from_config(&cfg);
+    let checker = Checker { rules: &rules, schemas: Some(&schemas), mode: Mode::Serve };
+    match kadgate::conformance::run(&checker, &standards) {
+        Ok(results) => {
+            let passed = results.iter().filter(|r| r.pass).count();
+            for r in &results {
+                if json {
+                    println!("{}", serde_json::to_string(r).expect("serialisable"));
+                } else {
+                    println!("{}", r.line());
+                }
+            }
+            if !json {
+                println!("\n{passed} passed, {} failed", results.len() - passed);
+            }
+            if passed == results.len() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("kadgate: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,1 +1,213 @@
-//! TODO
+//! receive → check → store → receipt: the path every source (HTTP, drop folder) shares.
+//!
+//! Invariant: a receipt leaves only after `Store::ingest` returned, i.e. after the message, its
+//! findings and the receipt itself are on disk. A duplicate (same sender and MsgId) gets the stored
+//! receipt bytes back, never a new one.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::check::{Checker, Disposition, Mode, Outcome, Rules};
+use crate::kith::apprec::{self, AppRecSpec};
+use crate::model::{Body, Organisation};
+use crate::store::{Direction, IngestOutcome, NewMessage, NewReceipt, Store, StoreError, StoredReceipt};
+use crate::xsd::SchemaSet;
+
+/// What the source should answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub message_id: i64,
+    pub duplicate: bool,
+    pub status: String,
+    /// AppRecs (or other receipts), in the order of the receivers.
+    pub receipts: Vec<StoredReceipt>,
+    /// JSON answer when there is no receipt.
+    pub json: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("worker failed: {0}")]
+    Worker(String),
+}
+
+/// JSON body for answers without an AppRec.
+#[derive(Serialize)]
+struct NoReceiptBody<'a> {
+    status: &'a str,
+    detail: &'a str,
+    findings: &'a [crate::finding::Finding],
+}
+
+/// Shared by every source.
+pub struct Pipeline {
+    store: Arc<dyn Store>,
+    rules: Arc<Rules>,
+    schemas: Option<Arc<SchemaSet>>,
+}
+
+fn now_datetime() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+impl Pipeline {
+    pub fn new(store: Arc<dyn Store>, rules: Arc<Rules>, schemas: Option<Arc<SchemaSet>>) -> Self {
+        Pipeline { store, rules, schemas }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn schemas_loaded(&self) -> bool {
+        self.schemas.is_some()
+    }
+
+    /// Check a message on a blocking thread (XSD validation is CPU work).
+    pub async fn check(&self, bytes: Arc<Vec<u8>>) -> Result<Outcome, PipelineError> {
+        let rules = self.rules.clone();
+        let schemas = self.schemas.clone();
+        tokio::task::spawn_blocking(move || {
+            let checker = Checker { rules: &rules, schemas: schemas.as_deref(), mode: Mode::Serve };
+            checker.check(&bytes)
+        })
+        .await
+        .map_err(|e| PipelineError::Worker(e.to_string()))
+    }
+
+    /// Receive one KITH message from `channel`.
+    pub async fn ingest_kith(&self, bytes: Vec<u8>, channel: &str) -> Result<Reply, PipelineError> {
+        let bytes = Arc::new(bytes);
+        let outcome = self.check(bytes.clone()).await?;
+        let received_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let receipts = render_receipts(&outcome);
+        let mut findings = outcome.findings.clone();
+
+        let mut correlates_to = None;
+        if outcome.disposition == Disposition::IncomingReceipt {
+            if let Some(Body::Receipt(r)) = outcome.message.as_ref().map(|m| &m.body) {
+                if let Some(orig) = r.original_msg_id.as_deref() {
+                    correlates_to = self.store.find_sent(orig.trim()).await?;
+                }
+            }
+            if correlates_to.is_none() {
+                findings.push(crate::finding::Finding::new(
+                    crate::finding::codes::APPREC_UNCORRELATED,
+                    crate::finding::Severity::Info,
+                    "/AppRec/OriginalMsgId",
+                    "the receipt answers no message kadgate sent",
+                ));
+            }
+        }
+        let reply_json = if receipts.is_empty() {
+            let detail = match outcome.disposition {
+                Disposition::NotAddressed => "stored; no receiver of this message is served here, so no AppRec is sent",
+                Disposition::IncomingReceipt => "receipt recorded; an AppRec is never answered with an AppRec",
+                Disposition::Unreadable => "stored; the message could not be read and its sender not identified, so no AppRec can be sent",
+                _ => "stored; the sender cannot be identified, so no AppRec can be sent",
+            };
+            Some(
+                serde_json::to_string(&NoReceiptBody { status: outcome.disposition.as_str(), detail, findings: &findings })
+                    .expect("serialisable"),
+            )
+        } else {
+            None
+        };
+        let header_json = outcome.header.as_ref().map(|h| serde_json::to_string(h).expect("serialisable"));
+        let body_json = outcome.message.as_ref().map(|m| serde_json::to_string(&m.body).expect("serialisable"));
+        let new = NewMessage {
+            received_at,
+            channel: channel.to_string(),
+            direction: Direction::In,
+            format: outcome.format.map(|f| serde_json::to_value(f).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()),
+            msg_type: outcome.msg_type().map(str::to_string),
+            msg_id: outcome.msg_id().map(|s| s.trim().to_string()),
+            sender_key: outcome.sender_key(),
+            dedup_key: outcome.dedup_key(),
+            status: outcome.disposition.as_str().to_string(),
+            raw: (*bytes).clone(),
+            header_json,
+            body_json,
+            findings_json: serde_json::to_string(&findings).expect("serialisable"),
+            correlates_to,
+            receipts,
+            reply_json,
+        };
+        let stored = self.store.ingest(new.clone()).await?;
+        Ok(match stored {
+            IngestOutcome::Stored { id } => {
+                tracing::info!(
+                    message_id = id,
+                    status = new.status,
+                    msg_type = new.msg_type.as_deref().unwrap_or("-"),
+                    receipts = new.receipts.len(),
+                    findings = findings.len(),
+                    channel,
+                    "message stored"
+                );
+                Reply {
+                    message_id: id,
+                    duplicate: false,
+                    status: new.status,
+                    receipts: new
+                        .receipts
+                        .into_iter()
+                        .map(|r| StoredReceipt {
+                            receiver_key: r.receiver_key,
+                            receipt_id: r.receipt_id,
+                            status: r.status,
+                            content_type: r.content_type,
+                            body: r.body,
+                        })
+                        .collect(),
+                    json: new.reply_json,
+                }
+            }
+            IngestOutcome::Duplicate { id, status, receipts, reply_json } => {
+                tracing::info!(message_id = id, channel, "duplicate answered with the stored receipt");
+                Reply { message_id: id, duplicate: true, status, receipts, json: reply_json }
+            }
+        })
+    }
+}
+
+/// Render the planned AppRecs of an outcome (fresh ids, the current time).
+pub fn render_receipts(outcome: &Outcome) -> Vec<NewReceipt> {
+    let Some(h) = outcome.header.as_ref() else { return Vec::new() };
+    let empty = Organisation::default();
+    let sender = h.sender.as_ref().unwrap_or(&empty);
+    let gen = now_datetime();
+    let issue = h.gen_date.as_deref().and_then(apprec::normalise_datetime).unwrap_or_else(|| gen.clone());
+    let msg_type = if h.msg_type.trim().is_empty() { "UKJENT".to_string() } else { h.msg_type.trim().to_string() };
+    outcome
+        .receipts
+        .iter()
+        .map(|r| {
+            let id = uuid::Uuid::new_v4().to_string();
+            let xml = apprec::encode(&AppRecSpec {
+                version: r.version,
+                id: &id,
+                gen_date: &gen,
+                from: &r.party,
+                from_role: r.role,
+                to: sender,
+                status: r.status,
+                errors: &r.errors,
+                original_msg_type: &msg_type,
+                original_msg_type_text: h.msg_type_text.as_deref(),
+                original_issue_date: &issue,
+                original_msg_id: h.msg_id.as_deref().map(str::trim).unwrap_or(""),
+            });
+            NewReceipt {
+                receiver_key: r.receiver_key.clone(),
+                receipt_id: id,
+                status: r.status.word().to_string(),
+                content_type: "application/xml; charset=utf-8".into(),
+                body: xml.into_bytes(),
+            }
+        })
+        .collect()
+}

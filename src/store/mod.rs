@@ -1,1 +1,170 @@
-//! TODO
+//! Durable storage: the `Store` trait and its implementations.
+//!
+//! The promise the whole gateway rests on: when `ingest` returns `Ok`, the raw bytes, the decoded
+//! header, the findings and every receipt we will answer with are on disk (fsynced) in one
+//! transaction. Only then may a receipt leave the process.
+//!
+//! Invariants:
+//! - Only this module knows SQL. Nothing above the trait assumes SQLite: no rowid tricks, no
+//!   single-writer assumption (a PostgreSQL store shared by several kadgate instances satisfies the
+//!   same trait), no file paths.
+//! - Deduplication is decided here, atomically: the same `dedup_key` stored twice yields the first
+//!   row's receipts, never a second row.
+
+use serde::{Deserialize, Serialize};
+
+pub mod sqlite;
+
+/// Which way a message travelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    In,
+    Out,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+        }
+    }
+}
+
+/// A receipt we answer with (an AppRec per receiving party, or a FHIR response).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewReceipt {
+    /// Which of our parties this receipt speaks for (`HER:12345`).
+    pub receiver_key: String,
+    /// The receipt's own message id (AppRec `Id`).
+    pub receipt_id: String,
+    /// `ok`, `rejected`, `partial`.
+    pub status: String,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+/// One message to store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewMessage {
+    /// RFC 3339 UTC.
+    pub received_at: String,
+    /// `http`, `folder`, `fhir`, `cli` …
+    pub channel: String,
+    pub direction: Direction,
+    /// Wire format (`henvisning-11`, `fhir-r4`, …) when known.
+    pub format: Option<String>,
+    /// 8279 type or FHIR event code, when known.
+    pub msg_type: Option<String>,
+    pub msg_id: Option<String>,
+    /// The sender as a stable key (`HER:56704`), when identifiable.
+    pub sender_key: Option<String>,
+    /// `sender_key` + `msg_id`: a message with the same key is a duplicate. `None` = cannot dedup.
+    pub dedup_key: Option<String>,
+    /// Outcome at the door: `accepted`, `rejected`, `not-addressed`, `unreadable`, `receipt`.
+    pub status: String,
+    pub raw: Vec<u8>,
+    /// The decoded header (canonical model), JSON.
+    pub header_json: Option<String>,
+    /// The decoded message (canonical model), JSON; may hold patient data, so it never leaves the store
+    /// except through access-controlled reads.
+    pub body_json: Option<String>,
+    /// Findings, JSON array.
+    pub findings_json: String,
+    /// For incoming receipts: the id of our stored message it answers.
+    pub correlates_to: Option<i64>,
+    /// What we answer with, stored in the same transaction.
+    pub receipts: Vec<NewReceipt>,
+    /// The JSON we answered with when there is no receipt (202 "not addressed to us", …).
+    pub reply_json: Option<String>,
+}
+
+/// A receipt as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredReceipt {
+    pub receiver_key: String,
+    pub receipt_id: String,
+    pub status: String,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+/// What `ingest` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// Newly stored under this id.
+    Stored { id: i64 },
+    /// Already stored (same dedup key): the first copy's id, receipts and reply.
+    Duplicate { id: i64, status: String, receipts: Vec<StoredReceipt>, reply_json: Option<String> },
+}
+
+/// A stored message's metadata (no raw bytes, no patient data).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageSummary {
+    pub id: i64,
+    pub received_at: String,
+    pub channel: String,
+    pub direction: Direction,
+    pub format: Option<String>,
+    pub msg_type: Option<String>,
+    pub msg_id: Option<String>,
+    pub sender_key: Option<String>,
+    pub status: String,
+    pub correlates_to: Option<i64>,
+    pub receipt_count: i64,
+    pub duplicate_count: i64,
+}
+
+/// A stored message in full.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    pub summary: MessageSummary,
+    pub raw: Vec<u8>,
+    pub header_json: Option<String>,
+    pub body_json: Option<String>,
+    pub findings_json: String,
+    pub receipts: Vec<StoredReceipt>,
+    pub reply_json: Option<String>,
+}
+
+/// Filter for listing.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<String>,
+    pub direction: Option<Direction>,
+    pub limit: i64,
+    /// Only ids below this (keyset pagination, newest first).
+    pub before_id: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store is closed")]
+    Closed,
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("store I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Durable storage of messages and receipts. Implementations: [`sqlite::SqliteStore`]; PostgreSQL
+/// (several instances sharing one database) satisfies the same contract.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Store a message and its receipts durably (fsync before returning), or return the first copy
+    /// when `dedup_key` was seen before. Concurrent calls are committed together (group commit).
+    async fn ingest(&self, msg: NewMessage) -> Result<IngestOutcome, StoreError>;
+    /// Look up an earlier message by dedup key, without storing anything (fast path for resends).
+    async fn find_duplicate(&self, dedup_key: &str) -> Result<Option<IngestOutcome>, StoreError>;
+    /// The id of a message *we sent* (direction out) with this MsgId, for correlating incoming receipts.
+    async fn find_sent(&self, msg_id: &str) -> Result<Option<i64>, StoreError>;
+    async fn get(&self, id: i64) -> Result<Option<StoredMessage>, StoreError>;
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<MessageSummary>, StoreError>;
+    /// Number of stored messages per status.
+    async fn counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Cheap liveness check of the database.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Finish pending writes and close; later calls fail with `Closed`.
+    async fn close(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,106 @@
+//! Wiring: open the store, load the schemas, run the HTTP listener and the drop folder until a
+//! shutdown signal, then finish in-flight work and close the store.
+//!
+//! Like mini-redis, [`run`] takes a bound listener and a shutdown future, so tests start a real
+//! server on `127.0.0.1:0` and stop it when they like.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::check::Rules;
+use crate::config::Config;
+use crate::dropfolder::DropFolder;
+use crate::http::{router, AppState};
+use crate::pipeline::Pipeline;
+use crate::store::sqlite::{SqliteOptions, SqliteStore};
+use crate::store::Store;
+use crate::xsd::SchemaSet;
+
+/// Everything a running gateway holds.
+pub struct Gateway {
+    pub config: Config,
+    pub pipeline: Arc<Pipeline>,
+    pub store: Arc<dyn Store>,
+}
+
+impl Gateway {
+    /// Open the store and load the KITH schema set from `standards/kith`.
+    pub fn open(config: Config, standards: &Path) -> anyhow::Result<Gateway> {
+        std::fs::create_dir_all(&config.server.data_dir)?;
+        let kith = standards.join("kith");
+        let started = std::time::Instant::now();
+        let schemas = SchemaSet::load(&kith).map_err(|e| anyhow::anyhow!("loading schemas from {}: {e}", kith.display()))?;
+        tracing::info!(schemas = schemas.schema_count(), ms = started.elapsed().as_millis() as u64, "schema set compiled");
+        let store = SqliteStore::open(
+            &config.sqlite_path(),
+            SqliteOptions { max_batch: config.store.max_batch, ..SqliteOptions::default() },
+        )?;
+        let store: Arc<dyn Store> = Arc::new(store);
+        let rules = Arc::new(Rules::from_config(&config));
+        let pipeline = Arc::new(Pipeline::new(store.clone(), rules, Some(Arc::new(schemas))));
+        Ok(Gateway { config, pipeline, store })
+    }
+}
+
+/// Serve until `shutdown` completes: stop accepting, let in-flight requests and the drop folder's
+/// current file finish, then flush and close the store.
+pub async fn run(listener: TcpListener, gw: Gateway, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let state = Arc::new(AppState {
+        pipeline: gw.pipeline.clone(),
+        listening: Default::default(),
+        max_body_bytes: gw.config.server.max_body_bytes,
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let drop_task = if gw.config.dropfolder.enabled {
+        let df = DropFolder { root: gw.config.drop_dir(), poll: Duration::from_millis(gw.config.dropfolder.poll_ms) };
+        df.create_dirs()?;
+        Some(tokio::spawn(df.run(gw.pipeline.clone(), stop_rx.clone())))
+    } else {
+        None
+    };
+    state.listening.store(true, Ordering::SeqCst);
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    let app = router(state.clone());
+    let mut http_stop = stop_rx.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = http_stop.wait_for(|v| *v).await;
+    });
+    let server = tokio::spawn(async move { server.await });
+    shutdown.await;
+    tracing::info!("shutting down: no new work accepted, finishing in-flight work");
+    state.listening.store(false, Ordering::SeqCst);
+    let _ = stop_tx.send(true);
+    let grace = Duration::from_secs(gw.config.server.shutdown_grace_secs);
+    if tokio::time::timeout(grace, server).await.is_err() {
+        tracing::warn!("in-flight requests did not finish within the grace period");
+    }
+    if let Some(t) = drop_task {
+        let _ = tokio::time::timeout(grace, t).await;
+    }
+    gw.store.close().await?;
+    tracing::info!("store flushed and closed");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,51 @@
+-- kadgate store schema, version 1 (SQLite).
+--
+-- Kept close to what PostgreSQL accepts so the PostgreSQL store can mirror it:
+--   INTEGER PRIMARY KEY  -> BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY
+--   INTEGER              -> BIGINT
+--   BLOB                 -> BYTEA
+-- Nothing relies on rowid semantics, AUTOINCREMENT or SQLite type affinity. Ids are only compared
+-- (keyset pagination, newest first = highest id), never assumed to be dense.
+
+CREATE TABLE messages (
+    id              INTEGER PRIMARY KEY,
+    received_at     TEXT    NOT NULL,
+    channel         TEXT    NOT NULL,
+    direction       TEXT    NOT NULL CHECK (direction IN ('in', 'out')),
+    format          TEXT,
+    msg_type        TEXT,
+    msg_id          TEXT,
+    sender_key      TEXT,
+    -- NULL = cannot deduplicate; several NULLs are allowed (same in PostgreSQL).
+    dedup_key       TEXT    UNIQUE,
+    status          TEXT    NOT NULL,
+    raw             BLOB    NOT NULL,
+    header_json     TEXT,
+    body_json       TEXT,
+    findings_json   TEXT    NOT NULL,
+    correlates_to   INTEGER REFERENCES messages (id),
+    reply_json      TEXT,
+    -- How many later copies with the same dedup_key were answered from this row.
+    duplicate_count INTEGER NOT NULL DEFAULT 0
+);
+
+-- find_sent: direction = 'out' AND msg_id = ?
+CREATE INDEX messages_direction_msg_id ON messages (direction, msg_id);
+-- list filtered by status, newest first; counts per status.
+CREATE INDEX messages_status_id ON messages (status, id);
+-- list filtered by direction, newest first.
+CREATE INDEX messages_direction_id ON messages (direction, id);
+-- foreign key lookups (receipts correlated to a sent message).
+CREATE INDEX messages_correlates_to ON messages (correlates_to);
+
+CREATE TABLE receipts (
+    id           INTEGER PRIMARY KEY,
+    message_id   INTEGER NOT NULL REFERENCES messages (id),
+    ordinal      INTEGER NOT NULL,
+    receiver_key TEXT    NOT NULL,
+    receipt_id   TEXT    NOT NULL,
+    status       TEXT    NOT NULL,
+    content_type TEXT    NOT NULL,
+    body         BLOB    NOT NULL,
+    UNIQUE (message_id, ordinal)
+);
