@@ -31,7 +31,11 @@ pub struct Detected<'a> {
 pub enum Detection<'a> {
     Known(Detected<'a>),
     /// Not a message kadgate knows: the effective root's namespace and local name.
-    Unknown { ns: Option<String>, name: String, fellesformat: bool },
+    Unknown {
+        ns: Option<String>,
+        name: String,
+        fellesformat: bool,
+    },
     /// An `EI_fellesformat` envelope without any KITH / e-helse message inside.
     EmptyEnvelope,
 }
@@ -48,7 +52,11 @@ pub fn is_kith_ns(ns: Option<&str>) -> bool {
 /// The flag says whether an envelope was looked through; `None` for an envelope without a KITH child.
 pub fn effective_root(root: &Element) -> Option<(&Element, bool)> {
     if root.name == "EI_fellesformat" {
-        return root.children.iter().find(|c| is_kith_ns(c.ns.as_deref())).map(|c| (c, true));
+        return root
+            .children
+            .iter()
+            .find(|c| is_kith_ns(c.ns.as_deref()))
+            .map(|c| (c, true));
     }
     Some((root, false))
 }
@@ -101,13 +109,24 @@ pub fn detect(root: &Element) -> Detection<'_> {
     match root_format(eff) {
         Some(format) => {
             let inner = if format == Format::MsgHead12 {
-                content_root(eff).and_then(|c| c.ns.as_deref()).and_then(inner_format_of_ns)
+                content_root(eff)
+                    .and_then(|c| c.ns.as_deref())
+                    .and_then(inner_format_of_ns)
             } else {
                 None
             };
-            Detection::Known(Detected { root: eff, format, inner, fellesformat })
+            Detection::Known(Detected {
+                root: eff,
+                format,
+                inner,
+                fellesformat,
+            })
         }
-        None => Detection::Unknown { ns: eff.ns.clone(), name: eff.name.clone(), fellesformat },
+        None => Detection::Unknown {
+            ns: eff.ns.clone(),
+            name: eff.name.clone(),
+            fellesformat,
+        },
     }
 }
 
@@ -127,7 +146,10 @@ mod tests {
 
     #[test]
     fn detects_by_namespace() {
-        assert_eq!(det(r#"<AppRec xmlns="http://www.kith.no/xmlstds/apprec/2012-02-15"/>"#).0, Some(Format::AppRec11));
+        assert_eq!(
+            det(r#"<AppRec xmlns="http://www.kith.no/xmlstds/apprec/2012-02-15"/>"#).0,
+            Some(Format::AppRec11)
+        );
         assert_eq!(
             det(r#"<Message xmlns="http://www.kith.no/xmlstds/henvisning/2005-07-08"/>"#).0,
             Some(Format::Henvisning10)
@@ -135,11 +157,22 @@ mod tests {
         assert_eq!(det(r#"<Message xmlns="urn:other"/>"#).0, None);
         let mh = r#"<MsgHead xmlns="http://www.kith.no/xmlstds/msghead/2006-05-24"><Document><RefDoc><Content>
             <X xmlns="http://www.kith.no/xmlstds/po/Pasientlogistikk/2012-04-01"/></Content></RefDoc></Document></MsgHead>"#;
-        assert_eq!(det(mh), (Some(Format::MsgHead12), Some(Format::Plo16), false));
-        let ff = format!(r#"<EI_fellesformat xmlns="http://www.nav.no/xml/eiff/2/"><A/>{mh}</EI_fellesformat>"#);
-        assert_eq!(det(&ff), (Some(Format::MsgHead12), Some(Format::Plo16), true));
-        let d = scan(br#"<EI_fellesformat xmlns="http://www.nav.no/xml/eiff/2/"><A/></EI_fellesformat>"#, &Limits::default())
-            .unwrap();
+        assert_eq!(
+            det(mh),
+            (Some(Format::MsgHead12), Some(Format::Plo16), false)
+        );
+        let ff = format!(
+            r#"<EI_fellesformat xmlns="http://www.nav.no/xml/eiff/2/"><A/>{mh}</EI_fellesformat>"#
+        );
+        assert_eq!(
+            det(&ff),
+            (Some(Format::MsgHead12), Some(Format::Plo16), true)
+        );
+        let d = scan(
+            br#"<EI_fellesformat xmlns="http://www.nav.no/xml/eiff/2/"><A/></EI_fellesformat>"#,
+            &Limits::default(),
+        )
+        .unwrap();
         assert!(matches!(detect(&d.root), Detection::EmptyEnvelope));
     }
 }

@@ -12,7 +12,10 @@ pub(crate) fn header(root: &Element, format: crate::model::Format, fellesformat:
     Header {
         format,
         msg_type: root.v_at("MsgType").unwrap_or("APPREC").to_string(),
-        msg_type_text: root.at("MsgType").and_then(|t| t.attr("DN")).map(|d| d.trim().to_string()),
+        msg_type_text: root
+            .at("MsgType")
+            .and_then(|t| t.attr("DN"))
+            .map(|d| d.trim().to_string()),
         msg_id: s(root, "Id"),
         gen_date: s(root, "GenDate"),
         sender: root.at("Sender/HCP").map(|h| hcp(h).0),

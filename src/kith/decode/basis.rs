@@ -3,22 +3,31 @@
 //! from them (AR11 §3.5: the primary receiver is `ServProvider` for a referral, `Requester` for an
 //! epicrisis; copy receivers are `CopyDest`).
 
-use super::common::{basis_patient, code_at, code_of, dcodes, hcp, s, section, section_of, v_or_text, Notes};
+use super::common::{
+    basis_patient, code_at, code_of, dcodes, hcp, s, section, section_of, v_or_text, Notes,
+};
 use crate::finding::Severity;
 use crate::kith::detect::Detected;
 use crate::model::{
-    Body, CopyReceiver, Diagnosis, Epicrisis, Format, Header, Medication, Organisation, Referral, ServiceType,
-    TextSection,
+    Body, CopyReceiver, Diagnosis, Epicrisis, Format, Header, Medication, Organisation, Referral,
+    ServiceType, TextSection,
 };
 use crate::xml::Element;
 
 /// `Diagnosis { Concept }` elements → diagnoses.
-pub(crate) fn diagnoses<'a>(it: impl Iterator<Item = &'a Element>, confirmed: Option<bool>) -> Vec<Diagnosis> {
-    it.filter_map(|d| code_at(d, "Concept")).map(|code| Diagnosis { code, confirmed }).collect()
+pub(crate) fn diagnoses<'a>(
+    it: impl Iterator<Item = &'a Element>,
+    confirmed: Option<bool>,
+) -> Vec<Diagnosis> {
+    it.filter_map(|d| code_at(d, "Concept"))
+        .map(|code| Diagnosis { code, confirmed })
+        .collect()
 }
 
 /// `InfItem { ResultItem | Medication | Observation, Type }` → titled texts and medications.
-pub(crate) fn inf_items<'a>(it: impl Iterator<Item = &'a Element>) -> (Vec<TextSection>, Vec<Medication>) {
+pub(crate) fn inf_items<'a>(
+    it: impl Iterator<Item = &'a Element>,
+) -> (Vec<TextSection>, Vec<Medication>) {
     let mut texts = Vec::new();
     let mut meds = Vec::new();
     for i in it {
@@ -65,13 +74,22 @@ fn copy_dests(parent: &Element, path: &str, notes: &mut Notes) -> Vec<CopyReceiv
         .children_named("CopyDest")
         .filter_map(|c| {
             let party = party(Some(c), &format!("{path}/CopyDest"), notes)?;
-            Some(CopyReceiver { role: c.v_at("Role").map(str::to_string), party })
+            Some(CopyReceiver {
+                role: c.v_at("Role").map(str::to_string),
+                party,
+            })
         })
         .collect()
 }
 
 /// The header fields of `Message` itself.
-fn message_header(root: &Element, format: Format, default_type: &str, fellesformat: bool, notes: &mut Notes) -> Header {
+fn message_header(
+    root: &Element,
+    format: Format,
+    default_type: &str,
+    fellesformat: bool,
+    notes: &mut Notes,
+) -> Header {
     let msg_type = root.v_at("Type").map(str::to_string).unwrap_or_else(|| {
         notes.note(
             dcodes::MSG_TYPE_MISSING,
@@ -84,7 +102,10 @@ fn message_header(root: &Element, format: Format, default_type: &str, fellesform
     Header {
         format,
         msg_type,
-        msg_type_text: root.at("Type").and_then(|t| t.attr("DN")).map(|d| d.trim().to_string()),
+        msg_type_text: root
+            .at("Type")
+            .and_then(|t| t.attr("DN"))
+            .map(|d| d.trim().to_string()),
         msg_id: s(root, "MsgId"),
         gen_date: v_or_text(root, "GenDate"),
         sender: None,
@@ -108,18 +129,34 @@ pub(crate) fn decode_henvisning(d: &Detected<'_>, notes: &mut Notes) -> (Header,
     let patient_el = sr.child("Patient");
     let patient = patient_el.map(|p| basis_patient(p, &format!("{base}/Patient"), notes));
     let requester = party(sr.child("Requester"), &format!("{base}/Requester"), notes);
-    let provider = party(sr.child("ServProvider"), &format!("{base}/ServProvider"), notes);
+    let provider = party(
+        sr.child("ServProvider"),
+        &format!("{base}/ServProvider"),
+        notes,
+    );
     let copies = copy_dests(sr, base, notes);
 
     let mut texts = Vec::new();
     texts.extend(section_of(sr.child("ReqComment"), None));
-    let infs = patient_el.into_iter().flat_map(|p| p.children_named("InfItem")).chain(sr.children_named("InfItem"));
+    let infs = patient_el
+        .into_iter()
+        .flat_map(|p| p.children_named("InfItem"))
+        .chain(sr.children_named("InfItem"));
     let (inf_texts, medications) = inf_items(infs);
-    texts.extend(sr.children_named("ReasonAsText").filter_map(|r| section(r, "Heading", "TextResultValue")));
+    texts.extend(
+        sr.children_named("ReasonAsText")
+            .filter_map(|r| section(r, "Heading", "TextResultValue")),
+    );
     texts.extend(inf_texts);
-    texts.extend(sr.children_named("Comment").filter_map(|c| section(c, "Heading", "TextResultValue")));
+    texts.extend(
+        sr.children_named("Comment")
+            .filter_map(|c| section(c, "Heading", "TextResultValue")),
+    );
     if let Some(p) = patient_el {
-        texts.extend(p.children_named("PatientPrecaution").filter_map(|x| section_of(x.child("Precaution"), None)));
+        texts.extend(
+            p.children_named("PatientPrecaution")
+                .filter_map(|x| section_of(x.child("Precaution"), None)),
+        );
     }
     texts.extend(section_of(sr.at("ReqServ/Comment"), None));
 
@@ -166,17 +203,28 @@ fn event(e: &Element, f: &mut EventFacts) {
     }
     for i in e.children_named("InfItem") {
         // Diagnoses: InfItem Type H (hoveddiagnose) / B (bidiagnose) with Observation/CodedDescr.
-        let Some(c) = i.at("Observation/CodedDescr/Concept").and_then(code_of) else { continue };
+        let Some(c) = i.at("Observation/CodedDescr/Concept").and_then(code_of) else {
+            continue;
+        };
         let typed = matches!(i.v_at("Type"), Some("H" | "B"));
-        let diag_system = c.system.as_deref().is_some_and(|s| s.ends_with(".7110") || s.ends_with(".7170"));
+        let diag_system = c
+            .system
+            .as_deref()
+            .is_some_and(|s| s.ends_with(".7110") || s.ends_with(".7170"));
         if typed || diag_system {
-            f.diagnoses.push(Diagnosis { code: c, confirmed: Some(true) });
+            f.diagnoses.push(Diagnosis {
+                code: c,
+                confirmed: Some(true),
+            });
         }
     }
     let (t, m) = inf_items(e.children_named("InfItem"));
     f.texts.extend(t);
     f.medications.extend(m);
-    f.texts.extend(e.children_named("Comment").filter_map(|c| section(c, "Heading", "TextResultValue")));
+    f.texts.extend(
+        e.children_named("Comment")
+            .filter_map(|c| section(c, "Heading", "TextResultValue")),
+    );
     for c in e.children_named("Event") {
         event(c, f);
     }
@@ -192,7 +240,11 @@ pub(crate) fn decode_epikrise(d: &Detected<'_>, notes: &mut Notes) -> (Header, B
     let patient_el = sr.child("Patient");
     let patient = patient_el.map(|p| basis_patient(p, &format!("{base}/Patient"), notes));
     let requester = party(sr.child("Requester"), &format!("{base}/Requester"), notes);
-    let provider = party(sr.child("ServProvider"), &format!("{base}/ServProvider"), notes);
+    let provider = party(
+        sr.child("ServProvider"),
+        &format!("{base}/ServProvider"),
+        notes,
+    );
     let copies = copy_dests(sr, base, notes);
 
     let mut f = EventFacts::default();
@@ -200,11 +252,18 @@ pub(crate) fn decode_epikrise(d: &Detected<'_>, notes: &mut Notes) -> (Header, B
         event(e, &mut f);
     }
     if let Some(p) = patient_el {
-        f.texts.extend(p.children_named("PatientPrecaution").filter_map(|x| section_of(x.child("Precaution"), None)));
+        f.texts.extend(
+            p.children_named("PatientPrecaution")
+                .filter_map(|x| section_of(x.child("Precaution"), None)),
+        );
     }
     // Without coded discharge diagnoses, keep the referral's diagnoses (not confirmed).
     if f.diagnoses.is_empty() {
-        f.diagnoses = diagnoses(sr.children_named("ServReq").flat_map(|r| r.children_named("Diagnosis")), None);
+        f.diagnoses = diagnoses(
+            sr.children_named("ServReq")
+                .flat_map(|r| r.children_named("Diagnosis")),
+            None,
+        );
     }
     let epicrisis = Epicrisis {
         id: s(sr, "ServProvId").or_else(|| s(sr, "Id")),

@@ -3,7 +3,10 @@
 //! free text (including XHTML) flattened to plain text.
 
 use crate::finding::{Finding, Severity};
-use crate::model::{Address, Code, Ident, Organisation, Patient, PatientIdent, Professional, Sex, Telecom, TextSection};
+use crate::model::{
+    Address, Code, Ident, Organisation, Patient, PatientIdent, Professional, Sex, Telecom,
+    TextSection,
+};
 use crate::xml::Element;
 
 /// Decoding notes collected while decoding one message.
@@ -13,8 +16,15 @@ pub(crate) struct Notes {
 }
 
 impl Notes {
-    pub fn note(&mut self, code: &str, severity: Severity, path: impl Into<String>, message: impl Into<String>) {
-        self.findings.push(Finding::new(code, severity, path, message));
+    pub fn note(
+        &mut self,
+        code: &str,
+        severity: Severity,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        self.findings
+            .push(Finding::new(code, severity, path, message));
     }
 }
 
@@ -38,17 +48,27 @@ pub fn s(e: &Element, path: &str) -> Option<String> {
 /// senders write text).
 pub fn v_or_text(e: &Element, path: &str) -> Option<String> {
     let el = e.at(path)?;
-    el.attr("V").map(str::trim).filter(|v| !v.is_empty()).or_else(|| el.text_opt()).map(str::to_string)
+    el.attr("V")
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .or_else(|| el.text_opt())
+        .map(str::to_string)
 }
 
 fn nonempty(v: Option<&str>) -> Option<String> {
-    v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_string)
+    v.map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
 }
 
 /// A KITH `CS`/`CV` element as a code (`V`, `S`, `DN`); `None` without a `V`.
 pub fn code_of(e: &Element) -> Option<Code> {
     let code = nonempty(e.attr("V"))?;
-    Some(Code { code, system: nonempty(e.attr("S")), display: nonempty(e.attr("DN")) })
+    Some(Code {
+        code,
+        system: nonempty(e.attr("S")),
+        display: nonempty(e.attr("DN")),
+    })
 }
 
 /// The coded value at `path`.
@@ -60,7 +80,10 @@ pub fn code_at(e: &Element, path: &str) -> Option<Code> {
 /// per block, trimmed; `None` when there is none.
 pub fn all_text(e: &Element) -> Option<String> {
     fn walk(e: &Element, out: &mut String) {
-        let block = matches!(e.name.as_str(), "p" | "div" | "br" | "tr" | "li" | "h1" | "h2" | "h3" | "table");
+        let block = matches!(
+            e.name.as_str(),
+            "p" | "div" | "br" | "tr" | "li" | "h1" | "h2" | "h3" | "table"
+        );
         if block {
             out.push('\n');
         }
@@ -77,14 +100,21 @@ pub fn all_text(e: &Element) -> Option<String> {
     }
     let mut raw = String::new();
     walk(e, &mut raw);
-    let lines: Vec<&str> = raw.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = raw
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
 /// A titled text: heading from the element at `heading`, text from everything at `text`.
 pub fn section(e: &Element, heading: &str, text: &str) -> Option<TextSection> {
     let t = e.at(text).and_then(all_text)?;
-    Some(TextSection { heading: code_at(e, heading), text: t })
+    Some(TextSection {
+        heading: code_at(e, heading),
+        text: t,
+    })
 }
 
 /// A text section from an element's whole text with a given heading.
@@ -112,7 +142,9 @@ pub fn date(raw: &str, path: &str, notes: &mut Notes) -> String {
     let parts: Vec<&str> = day.split('-').collect();
     if parts.len() == 3
         && parts[0].len() == 4
-        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
         && parts[1].len() <= 2
         && parts[2].len() <= 2
     {
@@ -158,21 +190,30 @@ pub fn idents(e: &Element) -> Vec<Ident> {
 /// basismelding address are returned as telecom.
 pub fn address(e: &Element) -> (Option<Address>, Vec<Telecom>) {
     let county = e.v_at("County");
-    let municipality = county.filter(|c| c.len() == 4 && c.bytes().all(|b| b.is_ascii_digit())).map(str::to_string);
+    let municipality = county
+        .filter(|c| c.len() == 4 && c.bytes().all(|b| b.is_ascii_digit()))
+        .map(str::to_string);
     let a = Address {
         kind: e.v_at("Type").map(str::to_string),
         street: s(e, "StreetAdr"),
         postal_code: s(e, "PostalCode"),
         city: s(e, "City"),
         municipality,
-        country: e.v_at("Country").map(str::to_string).or_else(|| s(e, "Country")),
+        country: e
+            .v_at("Country")
+            .map(str::to_string)
+            .or_else(|| s(e, "Country")),
     };
     let tel = e
         .children_named("TeleAddress")
         .filter_map(|t| nonempty(t.attr("V")))
         .map(|value| Telecom { kind: None, value })
         .collect();
-    let empty = a == Address { kind: a.kind.clone(), ..Address::default() };
+    let empty = a
+        == Address {
+            kind: a.kind.clone(),
+            ..Address::default()
+        };
     ((!empty).then_some(a), tel)
 }
 
@@ -181,7 +222,10 @@ pub fn telecoms(e: &Element) -> Vec<Telecom> {
     e.children_named("TeleCom")
         .filter_map(|t| {
             let value = t.at("TeleAddress").and_then(|a| nonempty(a.attr("V")))?;
-            Some(Telecom { kind: t.v_at("TypeTelecom").map(str::to_string), value })
+            Some(Telecom {
+                kind: t.v_at("TypeTelecom").map(str::to_string),
+                value,
+            })
         })
         .collect()
 }
@@ -224,9 +268,17 @@ pub fn patient(e: &Element, path: &str, notes: &mut Notes) -> Patient {
         middle_name: s(e, "MiddleName"),
         given_name: s(e, "GivenName"),
         full_name: None,
-        birth_date: e.text_at("DateOfBirth").map(|d| date(d, &format!("{path}/DateOfBirth"), notes)),
+        birth_date: e
+            .text_at("DateOfBirth")
+            .map(|d| date(d, &format!("{path}/DateOfBirth"), notes)),
         sex: sex_of(e.v_at("Sex")),
-        idents: idents(e).into_iter().map(|i| PatientIdent { id: i.id, kind: i.kind }).collect(),
+        idents: idents(e)
+            .into_iter()
+            .map(|i| PatientIdent {
+                id: i.id,
+                kind: i.kind,
+            })
+            .collect(),
         address,
         telecom,
     }
@@ -265,8 +317,14 @@ fn hcp_person(e: &Element) -> Professional {
     Professional {
         profession: code_at(e, "Type"),
         role_to_patient: None,
-        family_name: split.as_ref().map(|(f, _)| f.clone()).filter(|x| !x.is_empty()),
-        given_name: split.as_ref().map(|(_, g)| g.clone()).filter(|x| !x.is_empty()),
+        family_name: split
+            .as_ref()
+            .map(|(f, _)| f.clone())
+            .filter(|x| !x.is_empty()),
+        given_name: split
+            .as_ref()
+            .map(|(_, g)| g.clone())
+            .filter(|x| !x.is_empty()),
         middle_name: None,
         full_name: full,
         idents: hcp_idents(e),
@@ -280,7 +338,11 @@ fn hcp_person(e: &Element) -> Professional {
 pub fn hcp(e: &Element) -> (Organisation, usize) {
     let (address, telecom) = e.child("Address").map(address).unwrap_or_default();
     let mut extra = 0;
-    let mut org = Organisation { address, telecom, ..Organisation::default() };
+    let mut org = Organisation {
+        address,
+        telecom,
+        ..Organisation::default()
+    };
     if let Some(inst) = e.child("Inst") {
         org.name = s(inst, "Name");
         org.kind = code_at(inst, "Type");
@@ -311,20 +373,33 @@ pub fn basis_patient(e: &Element, path: &str, notes: &mut Notes) -> Patient {
     let split = full.as_deref().and_then(split_name);
     let mut ids = Vec::new();
     if let Some(id) = e.text_at("OffId") {
-        ids.push(PatientIdent { id: id.to_string(), kind: e.v_at("TypeOffId").unwrap_or_default().to_string() });
+        ids.push(PatientIdent {
+            id: id.to_string(),
+            kind: e.v_at("TypeOffId").unwrap_or_default().to_string(),
+        });
     }
     for a in e.children_named("AdditionalId") {
         if let Some(id) = a.text_at("Id") {
-            ids.push(PatientIdent { id: id.to_string(), kind: a.v_at("Type").unwrap_or_default().to_string() });
+            ids.push(PatientIdent {
+                id: id.to_string(),
+                kind: a.v_at("Type").unwrap_or_default().to_string(),
+            });
         }
     }
     let (address, telecom) = e.child("Address").map(address).unwrap_or_default();
     Patient {
-        family_name: split.as_ref().map(|(f, _)| f.clone()).filter(|x| !x.is_empty()),
+        family_name: split
+            .as_ref()
+            .map(|(f, _)| f.clone())
+            .filter(|x| !x.is_empty()),
         middle_name: None,
-        given_name: split.as_ref().map(|(_, g)| g.clone()).filter(|x| !x.is_empty()),
+        given_name: split
+            .as_ref()
+            .map(|(_, g)| g.clone())
+            .filter(|x| !x.is_empty()),
         full_name: full,
-        birth_date: v_or_text(e, "DateOfBirth").map(|d| date(&d, &format!("{path}/DateOfBirth"), notes)),
+        birth_date: v_or_text(e, "DateOfBirth")
+            .map(|d| date(&d, &format!("{path}/DateOfBirth"), notes)),
         sex: sex_of(e.v_at("Sex")),
         idents: ids,
         address,
@@ -349,7 +424,10 @@ mod tests {
 
     #[test]
     fn names_split_on_comma() {
-        assert_eq!(split_name("Telokk, Gry"), Some(("Telokk".into(), "Gry".into())));
+        assert_eq!(
+            split_name("Telokk, Gry"),
+            Some(("Telokk".into(), "Gry".into()))
+        );
         assert_eq!(split_name("Rita Lin"), None);
     }
 }

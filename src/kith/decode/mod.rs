@@ -41,12 +41,17 @@ pub fn decode(d: &Detected<'_>) -> Decoded {
         Format::MsgHead12 => msghead::decode(d, &mut notes),
         Format::AppRec10 | Format::AppRec11 => apprec::decode(d, &mut notes),
         Format::Henvisning10 | Format::Henvisning11 => basis::decode_henvisning(d, &mut notes),
-        Format::Epikrise10 | Format::Epikrise11 | Format::Epikrise12 => basis::decode_epikrise(d, &mut notes),
+        Format::Epikrise10 | Format::Epikrise11 | Format::Epikrise12 => {
+            basis::decode_epikrise(d, &mut notes)
+        }
         // Not KITH root formats: detection never yields these as `format`; decode the MsgHead header
         // if the root happens to be one, else an empty shell.
         _ => (empty_header(d.format, d.fellesformat), Body::Opaque),
     };
-    Decoded { message: Message { header, body }, findings: notes.findings }
+    Decoded {
+        message: Message { header, body },
+        findings: notes.findings,
+    }
 }
 
 fn empty_header(format: Format, fellesformat: bool) -> Header {
@@ -85,11 +90,24 @@ pub fn salvage_header(partial_root: &Element) -> Option<Header> {
             h.patient = None;
             h
         }
-        (Some(f @ (Format::AppRec10 | Format::AppRec11)), _) => apprec::header(root, f, fellesformat),
+        (Some(f @ (Format::AppRec10 | Format::AppRec11)), _) => {
+            apprec::header(root, f, fellesformat)
+        }
         (f, "Message") => {
-            let d = Detected { root, format: f.unwrap_or(Format::Henvisning10), inner: None, fellesformat };
+            let d = Detected {
+                root,
+                format: f.unwrap_or(Format::Henvisning10),
+                inner: None,
+                fellesformat,
+            };
             let (mut h, _) = if root.child("ServRprt").is_some() {
-                basis::decode_epikrise(&Detected { format: f.unwrap_or(Format::Epikrise11), ..d }, &mut notes)
+                basis::decode_epikrise(
+                    &Detected {
+                        format: f.unwrap_or(Format::Epikrise11),
+                        ..d
+                    },
+                    &mut notes,
+                )
             } else {
                 basis::decode_henvisning(&d, &mut notes)
             };
@@ -98,5 +116,9 @@ pub fn salvage_header(partial_root: &Element) -> Option<Header> {
         }
         _ => return None,
     };
-    header.sender.as_ref().is_some_and(|s| s.is_identifiable()).then_some(header)
+    header
+        .sender
+        .as_ref()
+        .is_some_and(|s| s.is_identifiable())
+        .then_some(header)
 }

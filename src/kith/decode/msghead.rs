@@ -1,15 +1,15 @@
 //! MsgHead 1.2 (FACTS §2) and the documents it carries: Dialogmelding 1.0/1.1, Henvisning 2.0, PLO.
 
+use super::basis::{diagnoses, inf_items};
 use super::common::{
     all_text, code_at, dcodes, organisation, patient, professional, s, section, section_of, Notes,
 };
-use super::basis::{diagnoses, inf_items};
 use crate::finding::Severity;
 use crate::kith::detect::{content_root, Detected};
 use crate::kith::ns;
 use crate::model::{
-    Body, Conversation, CopyReceiver, Dialog, Format, Header, Organisation, PloMessage, Referral, ServiceType,
-    TextSection,
+    Body, Conversation, CopyReceiver, Dialog, Format, Header, Organisation, PloMessage, Referral,
+    ServiceType, TextSection,
 };
 use crate::xml::Element;
 
@@ -19,7 +19,12 @@ pub(crate) fn header(root: &Element, fellesformat: bool, notes: &mut Notes) -> H
     let g = |p: &str| info.and_then(|i| s(i, p));
     let msg_type = info.and_then(|i| i.v_at("Type")).map(str::to_string);
     if msg_type.is_none() {
-        notes.note(dcodes::MSG_TYPE_MISSING, Severity::Info, "/MsgHead/MsgInfo/Type", "MsgInfo has no Type code");
+        notes.note(
+            dcodes::MSG_TYPE_MISSING,
+            Severity::Info,
+            "/MsgHead/MsgInfo/Type",
+            "MsgInfo has no Type code",
+        );
     }
     let conversation = info.and_then(|i| i.child("ConversationRef")).map(|c| {
         let first = c.children.first().map(|e| e.name.as_str());
@@ -41,9 +46,15 @@ pub(crate) fn header(root: &Element, fellesformat: bool, notes: &mut Notes) -> H
                         organisation(org)
                     } else {
                         let hp = o.child("HealthcareProfessional")?;
-                        Organisation { professional: Some(professional(hp)), ..Organisation::default() }
+                        Organisation {
+                            professional: Some(professional(hp)),
+                            ..Organisation::default()
+                        }
                     };
-                    Some(CopyReceiver { role: o.v_at("RoleReceiver").map(str::to_string), party })
+                    Some(CopyReceiver {
+                        role: o.v_at("RoleReceiver").map(str::to_string),
+                        party,
+                    })
                 })
                 .collect()
         })
@@ -51,16 +62,27 @@ pub(crate) fn header(root: &Element, fellesformat: bool, notes: &mut Notes) -> H
     Header {
         format: Format::MsgHead12,
         msg_type: msg_type.unwrap_or_default(),
-        msg_type_text: info.and_then(|i| i.at("Type")).and_then(|t| t.attr("DN")).map(|d| d.trim().to_string()),
+        msg_type_text: info
+            .and_then(|i| i.at("Type"))
+            .and_then(|t| t.attr("DN"))
+            .map(|d| d.trim().to_string()),
         msg_id: g("MsgId"),
         gen_date: g("GenDate"),
-        sender: info.and_then(|i| i.at("Sender/Organisation")).map(organisation),
-        receiver: info.and_then(|i| i.at("Receiver/Organisation")).map(organisation),
+        sender: info
+            .and_then(|i| i.at("Sender/Organisation"))
+            .map(organisation),
+        receiver: info
+            .and_then(|i| i.at("Receiver/Organisation"))
+            .map(organisation),
         copy_receivers,
-        patient: info.and_then(|i| i.child("Patient")).map(|p| patient(p, "/MsgHead/MsgInfo/Patient", notes)),
+        patient: info
+            .and_then(|i| i.child("Patient"))
+            .map(|p| patient(p, "/MsgHead/MsgInfo/Patient", notes)),
         conversation,
         ack: info.and_then(|i| i.v_at("Ack")).map(str::to_string),
-        processing_status: info.and_then(|i| i.v_at("ProcessingStatus")).map(str::to_string),
+        processing_status: info
+            .and_then(|i| i.v_at("ProcessingStatus"))
+            .map(str::to_string),
         fellesformat,
     }
 }
@@ -69,9 +91,13 @@ pub(crate) fn decode(d: &Detected<'_>, notes: &mut Notes) -> (Header, Body) {
     let header = header(d.root, d.fellesformat, notes);
     let content = content_root(d.root);
     let body = match (d.inner, content) {
-        (Some(Format::Dialogmelding10 | Format::Dialogmelding11), Some(c)) => Body::Dialog(Box::new(dialog(c))),
+        (Some(Format::Dialogmelding10 | Format::Dialogmelding11), Some(c)) => {
+            Body::Dialog(Box::new(dialog(c)))
+        }
         (Some(Format::Henvisning20), Some(c)) => Body::Referral(Box::new(henvisning20(c, &header))),
-        (Some(Format::Plo15 | Format::Plo16 | Format::Plo20), Some(c)) => Body::Plo(Box::new(plo(c))),
+        (Some(Format::Plo15 | Format::Plo16 | Format::Plo20), Some(c)) => {
+            Body::Plo(Box::new(plo(c)))
+        }
         (_, None) => {
             notes.note(
                 dcodes::INNER_MISSING,
@@ -138,7 +164,8 @@ fn dialog(root: &Element) -> Dialog {
         if d.topic_text.is_none() {
             d.topic_text = s(n, "Tema");
         }
-        d.texts.extend(section_of(n.child("TekstNotatInnhold"), tema));
+        d.texts
+            .extend(section_of(n.child("TekstNotatInnhold"), tema));
         d.texts.extend(section_of(n.child("Merknad"), None));
         if d.document_id.is_none() {
             d.document_id = s(n, "DokIdNotat");
@@ -169,11 +196,20 @@ fn henvisning20(h: &Element, header: &Header) -> Referral {
     texts.extend(section_of(h.child("ReqComment"), None));
     let (inf_texts, medications) = inf_items(h.children_named("InfItem"));
     texts.extend(inf_texts);
-    texts.extend(h.children_named("ReasonAsText").filter_map(|r| section(r, "Heading", "TextResultValue")));
-    texts.extend(h.children_named("Comment").filter_map(|c| section(c, "Heading", "TextResultValue")));
+    texts.extend(
+        h.children_named("ReasonAsText")
+            .filter_map(|r| section(r, "Heading", "TextResultValue")),
+    );
+    texts.extend(
+        h.children_named("Comment")
+            .filter_map(|c| section(c, "Heading", "TextResultValue")),
+    );
     texts.extend(h.children_named("PatientPrecaution").filter_map(|p| {
         let t = p.child("Precaution").and_then(all_text)?;
-        Some(TextSection { heading: None, text: t })
+        Some(TextSection {
+            heading: None,
+            text: t,
+        })
     }));
     texts.extend(section_of(h.at("ReqServ/Comment"), None));
     Referral {
@@ -186,7 +222,11 @@ fn henvisning20(h: &Element, header: &Header) -> Referral {
         patient: header.patient.clone(),
         requester: header.sender.clone(),
         service_provider: header.receiver.clone(),
-        copy_to: header.copy_receivers.iter().map(|c| c.party.clone()).collect(),
+        copy_to: header
+            .copy_receivers
+            .iter()
+            .map(|c| c.party.clone())
+            .collect(),
         diagnoses: diagnoses(h.children_named("Diagnosis"), None),
         texts,
         plan: None,
@@ -202,6 +242,12 @@ fn henvisning20(h: &Element, header: &Header) -> Referral {
 fn plo(root: &Element) -> PloMessage {
     let mut jt = Vec::new();
     root.find_all("Journaltekst", &mut jt);
-    let texts = jt.into_iter().filter_map(|j| section(j, "Overskriftskode", "Notat")).collect();
-    PloMessage { document: root.name.clone(), texts }
+    let texts = jt
+        .into_iter()
+        .filter_map(|j| section(j, "Overskriftskode", "Notat"))
+        .collect();
+    PloMessage {
+        document: root.name.clone(),
+        texts,
+    }
 }

@@ -1,0 +1,91 @@
+//! Shared test helpers: where the standards are, a real server on a loopback port.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+pub fn standards() -> PathBuf {
+    match std::env::var_os("KADGATE_STANDARDS_DIR") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/standards"),
+    }
+}
+
+pub fn kith(rel: &str) -> PathBuf {
+    standards().join("kith").join(rel)
+}
+
+/// Every example message under kith/*/examples (registry fixtures excluded), sorted.
+pub fn all_examples() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let root = standards().join("kith");
+    fn walk(d: &std::path::Path, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "xml") {
+                out.push(p);
+            }
+        }
+    }
+    for kind in ["apprec", "dialogmelding", "epikrise", "henvisning", "plo"] {
+        walk(&root.join(kind).join("examples"), &mut out);
+    }
+    out.sort();
+    out
+}
+
+/// A running in-process server.
+pub struct TestServer {
+    pub base: String,
+    pub data_dir: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn test_config(data_dir: &std::path::Path) -> kadgate::config::Config {
+    let mut cfg = kadgate::config::Config::demo();
+    cfg.server.data_dir = data_dir.to_path_buf();
+    cfg.server.listen = "127.0.0.1:0".into();
+    cfg.dropfolder.poll_ms = 50;
+    cfg
+}
+
+impl TestServer {
+    pub async fn start(cfg: kadgate::config::Config) -> TestServer {
+        let data_dir = cfg.server.data_dir.clone();
+        let gw = kadgate::server::Gateway::open(cfg, &standards()).expect("gateway opens");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(kadgate::server::run(listener, gw, async move {
+            let _ = rx.await;
+        }));
+        let srv = TestServer { base, data_dir, stop: Some(tx), handle: Some(handle) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Ok(r) = client().get(format!("{}/readyz", srv.base)).send().await {
+                if r.status() == 200 {
+                    break;
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "server not ready");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        srv
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.handle.take().unwrap().await.unwrap().unwrap();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap()
+}
+
+pub async fn post_xml(base: &str, body: Vec<u8>) -> reqwest::Response {
+    client().post(format!("{base}/kith")).header("content-type", "application/xml").body(body).send().await.unwrap()
+}
