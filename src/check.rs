@@ -40,7 +40,11 @@ pub struct Rules {
 }
 
 fn norm(kind: &str, value: &str) -> String {
-    format!("{}:{}", kind.trim().to_ascii_uppercase(), normalise_value(value))
+    format!(
+        "{}:{}",
+        kind.trim().to_ascii_uppercase(),
+        normalise_value(value)
+    )
 }
 
 fn norm_cfg(s: &str) -> Option<String> {
@@ -55,9 +59,18 @@ impl Rules {
             .map(|o| OurOrg {
                 name: o.name.clone(),
                 idents: o.idents.iter().filter_map(|s| norm_cfg(s)).collect(),
-                units: o.units.iter().map(|u| u.idents.iter().filter_map(|s| norm_cfg(s)).collect()).collect(),
-                reject_unknown_service: o.reject_unknown_service.unwrap_or(cfg.receipts.reject_unknown_service),
-                known_patients: o.known_patients.as_ref().map(|v| v.iter().map(|s| normalise_value(s)).collect()),
+                units: o
+                    .units
+                    .iter()
+                    .map(|u| u.idents.iter().filter_map(|s| norm_cfg(s)).collect())
+                    .collect(),
+                reject_unknown_service: o
+                    .reject_unknown_service
+                    .unwrap_or(cfg.receipts.reject_unknown_service),
+                known_patients: o
+                    .known_patients
+                    .as_ref()
+                    .map(|v| v.iter().map(|s| normalise_value(s)).collect()),
             })
             .collect();
         let mut senders = HashMap::new();
@@ -72,12 +85,17 @@ impl Rules {
             orgs,
             senders,
             default_policy: cfg.receipts.default_policy,
-            limits: Limits { max_bytes: cfg.server.max_body_bytes, ..Limits::default() },
+            limits: Limits {
+                max_bytes: cfg.server.max_body_bytes,
+                ..Limits::default()
+            },
         }
     }
 
     fn policy_for(&self, sender: Option<&Organisation>) -> Policy {
-        let Some(s) = sender else { return self.default_policy };
+        let Some(s) = sender else {
+            return self.default_policy;
+        };
         for i in org_chain_idents(s) {
             if let Some(p) = self.senders.get(&i) {
                 return *p;
@@ -86,9 +104,27 @@ impl Rules {
         self.default_policy
     }
 
+    /// The organisation of ours a party belongs to: by the party's top-level identifiers, else by a
+    /// HER-id anywhere in its chain that is one of our units' HER-ids. A HER-id names exactly one
+    /// communication party in Adresseregisteret (FACTS §3), so a service or person addressed by its
+    /// level-2 HER-id alone (e.g. a bare `OtherReceiver/HealthcareProfessional`) is still ours. HPR
+    /// numbers are not used for this: one person may work for several organisations.
     fn our_org(&self, party: &Organisation) -> Option<&OurOrg> {
         let ids: Vec<String> = party.idents.iter().map(|i| norm(&i.kind, &i.id)).collect();
-        self.orgs.iter().find(|o| ids.iter().any(|i| o.idents.contains(i)))
+        if let Some(o) = self
+            .orgs
+            .iter()
+            .find(|o| ids.iter().any(|i| o.idents.contains(i)))
+        {
+            return Some(o);
+        }
+        let her: Vec<String> = org_chain_idents(party)
+            .into_iter()
+            .filter(|i| i.starts_with("HER:"))
+            .collect();
+        self.orgs
+            .iter()
+            .find(|o| o.units.iter().any(|u| her.iter().any(|i| u.contains(i))))
     }
 }
 
@@ -108,13 +144,22 @@ fn org_chain_idents(o: &Organisation) -> Vec<String> {
 fn sub_levels(o: &Organisation) -> Vec<(bool, Vec<String>)> {
     let mut out = Vec::new();
     if let Some(p) = &o.professional {
-        out.push((true, p.idents.iter().map(|i| norm(&i.kind, &i.id)).collect()));
+        out.push((
+            true,
+            p.idents.iter().map(|i| norm(&i.kind, &i.id)).collect(),
+        ));
     }
     let mut unit = o.unit.as_deref();
     while let Some(u) = unit {
-        out.push((false, u.idents.iter().map(|i| norm(&i.kind, &i.id)).collect()));
+        out.push((
+            false,
+            u.idents.iter().map(|i| norm(&i.kind, &i.id)).collect(),
+        ));
         if let Some(p) = &u.professional {
-            out.push((true, p.idents.iter().map(|i| norm(&i.kind, &i.id)).collect()));
+            out.push((
+                true,
+                p.idents.iter().map(|i| norm(&i.kind, &i.id)).collect(),
+            ));
         }
         unit = u.unit.as_deref();
     }
@@ -140,10 +185,14 @@ pub fn party_key(o: &Organisation) -> String {
 /// The sender's key for deduplication: the top-level HER-id, else its first identifier.
 pub fn sender_key(o: &Organisation) -> Option<String> {
     let ids: Vec<String> = o.idents.iter().map(|i| norm(&i.kind, &i.id)).collect();
-    ids.iter().find(|i| i.starts_with("HER:")).or(ids.first()).cloned().or_else(|| {
-        let all = org_chain_idents(o);
-        all.first().cloned()
-    })
+    ids.iter()
+        .find(|i| i.starts_with("HER:"))
+        .or(ids.first())
+        .cloned()
+        .or_else(|| {
+            let all = org_chain_idents(o);
+            all.first().cloned()
+        })
 }
 
 /// Whether the check runs for a live configuration or as "the addressed receiver" (validate).
@@ -212,13 +261,19 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn msg_type(&self) -> Option<&str> {
-        self.header.as_ref().map(|h| h.msg_type.as_str()).filter(|s| !s.is_empty())
+        self.header
+            .as_ref()
+            .map(|h| h.msg_type.as_str())
+            .filter(|s| !s.is_empty())
     }
     pub fn msg_id(&self) -> Option<&str> {
         self.header.as_ref().and_then(|h| h.msg_id.as_deref())
     }
     pub fn sender_key(&self) -> Option<String> {
-        self.header.as_ref().and_then(|h| h.sender.as_ref()).and_then(sender_key)
+        self.header
+            .as_ref()
+            .and_then(|h| h.sender.as_ref())
+            .and_then(sender_key)
     }
     /// `sender|MsgId`, when both are known.
     pub fn dedup_key(&self) -> Option<String> {
@@ -228,7 +283,10 @@ impl Outcome {
     pub fn apprec_summary(&self) -> (&'static str, Vec<String>) {
         match self.receipts.first() {
             None => ("none", Vec::new()),
-            Some(r) => (r.status.word(), r.errors.iter().map(|e| e.code.clone()).collect()),
+            Some(r) => (
+                r.status.word(),
+                r.errors.iter().map(|e| e.code.clone()).collect(),
+            ),
         }
     }
 }
@@ -254,7 +312,7 @@ impl Checker<'_> {
         let mut findings = Vec::new();
         let doc = match xml::scan(bytes, &self.rules.limits) {
             Ok(d) => d,
-            Err(e) => return self.unreadable(e, findings),
+            Err(e) => return self.unreadable(bytes, e, findings),
         };
         let detected = match detect(&doc.root) {
             Detection::Known(d) => d,
@@ -262,13 +320,20 @@ impl Checker<'_> {
                 findings.push(Finding::error(
                     codes::MSG_UNSUPPORTED,
                     format!("/{name}"),
-                    format!("unsupported message kind: element {name} in namespace {}", ns.as_deref().unwrap_or("(none)")),
+                    format!(
+                        "unsupported message kind: element {name} in namespace {}",
+                        ns.as_deref().unwrap_or("(none)")
+                    ),
                 ));
                 let header = salvage_header(&doc.root);
                 return self.answer_without_reading(header, findings, "T10", true);
             }
             Detection::EmptyEnvelope => {
-                findings.push(Finding::error(codes::MSG_ENVELOPE_EMPTY, "/EI_fellesformat", "the envelope holds no KITH message"));
+                findings.push(Finding::error(
+                    codes::MSG_ENVELOPE_EMPTY,
+                    "/EI_fellesformat",
+                    "the envelope holds no KITH message",
+                ));
                 return Outcome {
                     well_formed: true,
                     schema_valid: None,
@@ -304,7 +369,10 @@ impl Checker<'_> {
             findings.push(Finding::warning(
                 codes::LENIENT_TOLERATED,
                 root_name.clone(),
-                format!("{} schema deviation(s) tolerated under the sender's lenient policy", xsd_findings.len()),
+                format!(
+                    "{} schema deviation(s) tolerated under the sender's lenient policy",
+                    xsd_findings.len()
+                ),
             ));
         }
         findings.extend(xsd_findings.iter().cloned());
@@ -331,12 +399,24 @@ impl Checker<'_> {
         semantics::check_msg_id(&message, &paths, &mut sem);
         semantics::check_parties(&message, &paths, &mut sem);
         let patient_path = patient_path(format, &root_name);
-        let verdict = semantics::check_patient(message.patient(), &patient_path, &mut sem);
+        let verdict = if semantics::patient_optional(&message) {
+            // Not about a patient (FACTS §7.3's E36 needs a patient to identify).
+            semantics::PatientVerdict {
+                sufficient: true,
+                has_valid_national_id: false,
+            }
+        } else {
+            semantics::check_patient(message.patient(), &patient_path, &mut sem)
+        };
         let emergency = matches!(&message.body, Body::Referral(r) if r.is_emergency());
         let mut patient_reject = !verdict.sufficient;
         if patient_reject && emergency {
             patient_reject = false;
-            for f in sem.iter_mut().filter(|f| f.code == codes::PATIENT_INSUFFICIENT || f.code == codes::PATIENT_MISSING || f.code == codes::PATIENT_NAME_MISSING) {
+            for f in sem.iter_mut().filter(|f| {
+                f.code == codes::PATIENT_INSUFFICIENT
+                    || f.code == codes::PATIENT_MISSING
+                    || f.code == codes::PATIENT_NAME_MISSING
+            }) {
                 f.severity = Severity::Warning;
             }
             sem.push(Finding::new(
@@ -346,18 +426,32 @@ impl Checker<'_> {
                 "emergency referral (hastegrad 0): accepted although the patient is insufficiently identified",
             ));
         }
-        let msgid_reject = sem.iter().any(|f| f.code == codes::MSGID_MISSING || f.code == codes::MSGID_NOT_UUID);
+        let msgid_reject = sem
+            .iter()
+            .any(|f| f.code == codes::MSGID_MISSING || f.code == codes::MSGID_NOT_UUID);
         findings.extend(sem);
 
-        let sender_ok = message.header.sender.as_ref().is_some_and(Organisation::is_identifiable);
+        let sender_ok = message
+            .header
+            .sender
+            .as_ref()
+            .is_some_and(Organisation::is_identifiable);
         let header = message.header.clone();
 
         // Who answers: our receivers.
         let targets = self.targets(&header);
         if targets.is_empty() {
-            let addressed = header.receiver.as_ref().is_some_and(Organisation::is_identifiable);
+            let addressed = header
+                .receiver
+                .as_ref()
+                .is_some_and(Organisation::is_identifiable);
             if addressed {
-                findings.push(Finding::new(codes::RECEIVER_NOT_OURS, Severity::Info, paths.receiver, "no receiver of this message is one of our organisations"));
+                findings.push(Finding::new(
+                    codes::RECEIVER_NOT_OURS,
+                    Severity::Info,
+                    paths.receiver,
+                    "no receiver of this message is one of our organisations",
+                ));
             }
             return Outcome {
                 well_formed: true,
@@ -366,7 +460,11 @@ impl Checker<'_> {
                 header: Some(header),
                 message: Some(message),
                 findings,
-                disposition: if addressed { Disposition::NotAddressed } else { Disposition::Rejected },
+                disposition: if addressed {
+                    Disposition::NotAddressed
+                } else {
+                    Disposition::Rejected
+                },
                 receipts: Vec::new(),
             };
         }
@@ -389,43 +487,93 @@ impl Checker<'_> {
         for (party, role, org) in targets {
             let mut errors = Vec::new();
             if schema_reject {
-                errors.push(AppRecError { code: "T02".into(), ot: ot_from(&xsd_findings, &[codes::XSD_INVALID]) });
+                errors.push(AppRecError {
+                    code: "T02".into(),
+                    ot: ot_from(&xsd_findings, &[codes::XSD_INVALID]),
+                });
             }
             if msgid_reject {
-                errors.push(AppRecError { code: "E10".into(), ot: ot_from(&findings, &[codes::MSGID_MISSING, codes::MSGID_NOT_UUID]) });
+                errors.push(AppRecError {
+                    code: "E10".into(),
+                    ot: ot_from(&findings, &[codes::MSGID_MISSING, codes::MSGID_NOT_UUID]),
+                });
             }
             if patient_reject {
-                errors.push(AppRecError { code: "E36".into(), ot: ot_from(&findings, &[codes::PATIENT_INSUFFICIENT, codes::PATIENT_MISSING]) });
+                errors.push(AppRecError {
+                    code: "E36".into(),
+                    ot: ot_from(
+                        &findings,
+                        &[codes::PATIENT_INSUFFICIENT, codes::PATIENT_MISSING],
+                    ),
+                });
             }
             if let Some(org) = org {
                 if let Some(person) = unknown_unit(org, &party) {
-                    let what = if person { "person" } else { "service or department" };
+                    let what = if person {
+                        "person"
+                    } else {
+                        "service or department"
+                    };
                     let f = Finding::new(
                         codes::RECEIVER_UNKNOWN_SERVICE,
-                        if org.reject_unknown_service { Severity::Error } else { Severity::Warning },
+                        if org.reject_unknown_service {
+                            Severity::Error
+                        } else {
+                            Severity::Warning
+                        },
                         paths.receiver,
                         format!("the addressed {what} is not known at {}", org.name),
                     );
                     if org.reject_unknown_service {
-                        errors.push(AppRecError::with_ot(if person { "E20" } else { "E21" }, f.message.clone()));
+                        errors.push(AppRecError::with_ot(
+                            if person { "E20" } else { "E21" },
+                            f.message.clone(),
+                        ));
                     }
                     findings.push(f);
                 }
                 if let Some(known) = &org.known_patients {
                     let needs_record = matches!(message.body, Body::Epicrisis(_) | Body::Plo(_));
-                    let ids: Vec<String> = message.patient().map(|p| p.idents.iter().map(|i| normalise_value(&i.id)).collect()).unwrap_or_default();
-                    if needs_record && verdict.sufficient && !ids.iter().any(|i| known.contains(i)) {
-                        let f = Finding::error(codes::PATIENT_UNKNOWN, patient_path.clone(), format!("the patient has no record at {}", org.name));
+                    // Only a valid FNR/DNR/FHN can be looked up; a patient identified by name, birth
+                    // date and sex (or carrying only an H-number) goes to manual matching (FACTS §7.2).
+                    let ids: Vec<String> = message
+                        .patient()
+                        .map(semantics::national_ids)
+                        .unwrap_or_default();
+                    if needs_record
+                        && verdict.sufficient
+                        && !ids.is_empty()
+                        && !ids.iter().any(|i| known.contains(i))
+                    {
+                        let f = Finding::error(
+                            codes::PATIENT_UNKNOWN,
+                            patient_path.clone(),
+                            format!("the patient has no record at {}", org.name),
+                        );
                         errors.push(AppRecError::with_ot("E35", f.message.clone()));
                         findings.push(f);
                     }
                 }
             }
-            let status = if errors.is_empty() { ReceiptStatus::Ok } else { ReceiptStatus::Rejected };
-            receipts.push(PlannedReceipt { receiver_key: party_key(&party), party, role, status, errors, version });
+            let status = if errors.is_empty() {
+                ReceiptStatus::Ok
+            } else {
+                ReceiptStatus::Rejected
+            };
+            receipts.push(PlannedReceipt {
+                receiver_key: party_key(&party),
+                party,
+                role,
+                status,
+                errors,
+                version,
+            });
         }
-        let disposition =
-            if receipts.iter().any(|r| r.status == ReceiptStatus::Ok) { Disposition::Accepted } else { Disposition::Rejected };
+        let disposition = if receipts.iter().any(|r| r.status == ReceiptStatus::Ok) {
+            Disposition::Accepted
+        } else {
+            Disposition::Rejected
+        };
         Outcome {
             well_formed: true,
             schema_valid,
@@ -465,9 +613,9 @@ impl Checker<'_> {
     }
 
     /// A message we could not read at all (not well-formed, hostile, wrong encoding, too big).
-    fn unreadable(&self, e: xml::ScanError, mut findings: Vec<Finding>) -> Outcome {
+    fn unreadable(&self, bytes: &[u8], e: xml::ScanError, mut findings: Vec<Finding>) -> Outcome {
         let code = e.finding.code.clone();
-        findings.push(e.finding);
+        findings.push(*e.finding);
         if code == codes::XML_EMPTY || code == codes::XML_TOO_LARGE {
             return Outcome {
                 well_formed: false,
@@ -480,7 +628,13 @@ impl Checker<'_> {
                 receipts: Vec::new(),
             };
         }
-        let header = e.partial.as_ref().and_then(salvage_header);
+        // Read on past the error as far as possible, only to find who sent it and to whom.
+        let tree = if code == codes::XML_NOT_WELL_FORMED {
+            xml::recover_tree(bytes, &self.rules.limits)
+        } else {
+            e.partial.map(|b| *b)
+        };
+        let header = tree.as_ref().and_then(salvage_header);
         let mut o = self.answer_without_reading(header, findings, "T01", false);
         o.well_formed = false;
         o
@@ -488,7 +642,13 @@ impl Checker<'_> {
 
     /// Answer a message we cannot read with a negative AppRec (T01/T10), if we can tell who sent it
     /// and it was addressed to us.
-    fn answer_without_reading(&self, header: Option<Header>, findings: Vec<Finding>, code: &str, well_formed: bool) -> Outcome {
+    fn answer_without_reading(
+        &self,
+        header: Option<Header>,
+        findings: Vec<Finding>,
+        code: &str,
+        well_formed: bool,
+    ) -> Outcome {
         let mut o = Outcome {
             well_formed,
             schema_valid: None,
@@ -504,14 +664,20 @@ impl Checker<'_> {
             return o;
         }
         let targets = self.targets(&h);
-        let first = o.findings.last().map(|f| format!("{}: {}", f.path, f.message));
+        let first = o
+            .findings
+            .last()
+            .map(|f| format!("{}: {}", f.path, f.message));
         for (party, role, _) in targets {
             o.receipts.push(PlannedReceipt {
                 receiver_key: party_key(&party),
                 party,
                 role,
                 status: ReceiptStatus::Rejected,
-                errors: vec![AppRecError { code: code.into(), ot: first.clone() }],
+                errors: vec![AppRecError {
+                    code: code.into(),
+                    ot: first.clone(),
+                }],
                 version: h.format.apprec_version(),
             });
         }
@@ -555,9 +721,12 @@ fn paths_for(format: Format, root: &str) -> Paths<'static> {
             receiver: "/Message/ServRprt/Requester",
             patient: "/Message/ServRprt/Patient",
         },
-        Format::AppRec10 | Format::AppRec11 => {
-            Paths { msg_id: "/AppRec/Id", sender: "/AppRec/Sender", receiver: "/AppRec/Receiver", patient: "/AppRec" }
-        }
+        Format::AppRec10 | Format::AppRec11 => Paths {
+            msg_id: "/AppRec/Id",
+            sender: "/AppRec/Sender",
+            receiver: "/AppRec/Receiver",
+            patient: "/AppRec",
+        },
         _ => Paths {
             msg_id: "/MsgHead/MsgInfo/MsgId",
             sender: "/MsgHead/MsgInfo/Sender",

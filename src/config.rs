@@ -69,7 +69,11 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { kind: "sqlite".into(), path: PathBuf::from("kadgate.sqlite"), max_batch: 256 }
+        StoreConfig {
+            kind: "sqlite".into(),
+            path: PathBuf::from("kadgate.sqlite"),
+            max_batch: 256,
+        }
     }
 }
 
@@ -84,7 +88,11 @@ pub struct DropFolderConfig {
 
 impl Default for DropFolderConfig {
     fn default() -> Self {
-        DropFolderConfig { enabled: true, dir: PathBuf::from("drop"), poll_ms: 250 }
+        DropFolderConfig {
+            enabled: true,
+            dir: PathBuf::from("drop"),
+            poll_ms: 250,
+        }
     }
 }
 
@@ -101,7 +109,10 @@ pub struct ReceiptConfig {
 
 impl Default for ReceiptConfig {
     fn default() -> Self {
-        ReceiptConfig { reject_unknown_service: true, default_policy: Policy::Strict }
+        ReceiptConfig {
+            reject_unknown_service: true,
+            default_policy: Policy::Strict,
+        }
     }
 }
 
@@ -126,7 +137,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: "text".into(), level: "info".into() }
+        LogConfig {
+            format: "text".into(),
+            level: "info".into(),
+        }
     }
 }
 
@@ -187,7 +201,11 @@ pub struct ConfigError {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// Find the line of a dotted path (`a.b[2].c`) in the document.
@@ -196,7 +214,12 @@ fn line_for_path(doc: &toml_edit::ImDocument<&str>, text: &str, path: &str) -> O
     let mut best: Option<std::ops::Range<usize>> = None;
     for seg in path.split('.') {
         let (key, idx) = match seg.find('[') {
-            Some(i) => (&seg[..i], seg[i + 1..seg.len().saturating_sub(1)].parse::<usize>().ok()),
+            Some(i) => (
+                &seg[..i],
+                seg[i + 1..seg.len().saturating_sub(1)]
+                    .parse::<usize>()
+                    .ok(),
+            ),
             None => (seg, None),
         };
         if key.is_empty() || key == "?" {
@@ -232,7 +255,12 @@ fn line_for_path(doc: &toml_edit::ImDocument<&str>, text: &str, path: &str) -> O
     best.map(|r| line_of(text, r.start))
 }
 
-fn line_in_table(t: &toml_edit::Table, text: &str, rest: &str, best: Option<std::ops::Range<usize>>) -> Option<usize> {
+fn line_in_table(
+    t: &toml_edit::Table,
+    text: &str,
+    rest: &str,
+    best: Option<std::ops::Range<usize>>,
+) -> Option<usize> {
     let rest = rest.trim_start_matches('.');
     let key = rest.split(['.', '[']).next().unwrap_or("");
     if !key.is_empty() {
@@ -247,20 +275,31 @@ fn line_in_table(t: &toml_edit::Table, text: &str, rest: &str, best: Option<std:
 
 /// Parse a config text. `base` resolves relative paths (None = leave them as written).
 pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Config, ConfigError> {
-    let fail = |problems: Vec<Problem>| ConfigError { source_name: source_name.to_string(), problems };
+    let fail = |problems: Vec<Problem>| ConfigError {
+        source_name: source_name.to_string(),
+        problems,
+    };
     let doc = match toml_edit::ImDocument::parse(text) {
         Ok(d) => d,
         Err(e) => {
             let line = e.span().map(|s| line_of(text, s.start));
             let msg = e.message().trim().to_string();
-            return Err(fail(vec![Problem { line, path: "(syntax)".into(), message: msg }]));
+            return Err(fail(vec![Problem {
+                line,
+                path: "(syntax)".into(),
+                message: msg,
+            }]));
         }
     };
     let value: toml::Table = match toml::from_str(text) {
         Ok(v) => v,
         Err(e) => {
             let line = e.span().map(|s| line_of(text, s.start));
-            return Err(fail(vec![Problem { line, path: "(syntax)".into(), message: e.message().to_string() }]));
+            return Err(fail(vec![Problem {
+                line,
+                path: "(syntax)".into(),
+                message: e.message().to_string(),
+            }]));
         }
     };
     let mut problems = Vec::new();
@@ -284,25 +323,50 @@ pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Confi
                 match v {
                     toml::Value::Array(items) => {
                         for (i, item) in items.iter().enumerate() {
-                            if let Some(x) = de_one(item.clone(), &format!("{}[{}]", $key, i), &mut problems) {
+                            if let Some(x) =
+                                de_one(item.clone(), &format!("{}[{}]", $key, i), &mut problems)
+                            {
                                 cfg.$field.push(x);
                             }
                         }
                     }
-                    _ => problems.push(Problem { line: None, path: $key.into(), message: "must be an array of tables ([[...]])".into() }),
+                    _ => problems.push(Problem {
+                        line: None,
+                        path: $key.into(),
+                        message: "must be an array of tables ([[...]])".into(),
+                    }),
                 }
             }
         };
     }
     for key in value.keys() {
-        if !["standards_dir", "server", "store", "dropfolder", "receipts", "log", "organisations", "senders"].contains(&key.as_str()) {
-            problems.push(Problem { line: None, path: key.clone(), message: "unknown key".into() });
+        if ![
+            "standards_dir",
+            "server",
+            "store",
+            "dropfolder",
+            "receipts",
+            "log",
+            "organisations",
+            "senders",
+        ]
+        .contains(&key.as_str())
+        {
+            problems.push(Problem {
+                line: None,
+                path: key.clone(),
+                message: "unknown key".into(),
+            });
         }
     }
     if let Some(v) = value.get("standards_dir") {
         match v.as_str() {
             Some(s) => cfg.standards_dir = Some(PathBuf::from(s)),
-            None => problems.push(Problem { line: None, path: "standards_dir".into(), message: "must be a string".into() }),
+            None => problems.push(Problem {
+                line: None,
+                path: "standards_dir".into(),
+                message: "must be a string".into(),
+            }),
         }
     }
     section!("server", server);
@@ -329,20 +393,36 @@ pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Confi
     Ok(cfg)
 }
 
-fn de_one<T: serde::de::DeserializeOwned>(v: toml::Value, prefix: &str, problems: &mut Vec<Problem>) -> Option<T> {
+fn de_one<T: serde::de::DeserializeOwned>(
+    v: toml::Value,
+    prefix: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
     let mut unknown = Vec::new();
     let mut note = |p: serde_ignored::Path<'_>| unknown.push(p.to_string());
     let de = serde_ignored::Deserializer::new(v, &mut note);
     let r: Result<T, _> = serde_path_to_error::deserialize(de);
     for u in unknown {
-        problems.push(Problem { line: None, path: format!("{prefix}.{u}"), message: "unknown key".into() });
+        problems.push(Problem {
+            line: None,
+            path: format!("{prefix}.{u}"),
+            message: "unknown key".into(),
+        });
     }
     match r {
         Ok(x) => Some(x),
         Err(e) => {
             let inner = e.path().to_string();
-            let path = if inner == "." || inner.is_empty() { prefix.to_string() } else { format!("{prefix}.{inner}") };
-            problems.push(Problem { line: None, path, message: e.into_inner().to_string() });
+            let path = if inner == "." || inner.is_empty() {
+                prefix.to_string()
+            } else {
+                format!("{prefix}.{inner}")
+            };
+            problems.push(Problem {
+                line: None,
+                path,
+                message: e.into_inner().to_string(),
+            });
             None
         }
     }
@@ -353,42 +433,85 @@ pub fn parse_ident(s: &str) -> Option<(String, String)> {
     let (k, v) = s.split_once(':')?;
     let k = k.trim().to_ascii_uppercase();
     let v = v.trim();
-    (!k.is_empty() && !v.is_empty() && k.bytes().all(|c| c.is_ascii_alphanumeric())).then(|| (k, v.to_string()))
+    (!k.is_empty() && !v.is_empty() && k.bytes().all(|c| c.is_ascii_alphanumeric()))
+        .then(|| (k, v.to_string()))
 }
 
 fn semantic_checks(cfg: &Config, problems: &mut Vec<Problem>) {
     if cfg.server.listen.parse::<SocketAddr>().is_err() {
-        problems.push(Problem { line: None, path: "server.listen".into(), message: format!("{:?} is not an address like 127.0.0.1:8080", cfg.server.listen) });
+        problems.push(Problem {
+            line: None,
+            path: "server.listen".into(),
+            message: format!(
+                "{:?} is not an address like 127.0.0.1:8080",
+                cfg.server.listen
+            ),
+        });
     }
     if cfg.server.max_body_bytes < 1024 {
-        problems.push(Problem { line: None, path: "server.max_body_bytes".into(), message: "must be at least 1024".into() });
+        problems.push(Problem {
+            line: None,
+            path: "server.max_body_bytes".into(),
+            message: "must be at least 1024".into(),
+        });
     }
     if cfg.store.kind != "sqlite" {
-        problems.push(Problem { line: None, path: "store.kind".into(), message: format!("unknown store kind {:?} (supported: sqlite)", cfg.store.kind) });
+        problems.push(Problem {
+            line: None,
+            path: "store.kind".into(),
+            message: format!(
+                "unknown store kind {:?} (supported: sqlite)",
+                cfg.store.kind
+            ),
+        });
     }
     if cfg.store.max_batch == 0 {
-        problems.push(Problem { line: None, path: "store.max_batch".into(), message: "must be at least 1".into() });
+        problems.push(Problem {
+            line: None,
+            path: "store.max_batch".into(),
+            message: "must be at least 1".into(),
+        });
     }
     if !["text", "json"].contains(&cfg.log.format.as_str()) {
-        problems.push(Problem { line: None, path: "log.format".into(), message: "must be \"text\" or \"json\"".into() });
+        problems.push(Problem {
+            line: None,
+            path: "log.format".into(),
+            message: "must be \"text\" or \"json\"".into(),
+        });
     }
     let mut seen = std::collections::HashMap::new();
     for (i, o) in cfg.organisations.iter().enumerate() {
         if o.idents.is_empty() {
-            problems.push(Problem { line: None, path: format!("organisations[{i}].idents"), message: "an organisation needs at least one identifier".into() });
+            problems.push(Problem {
+                line: None,
+                path: format!("organisations[{i}].idents"),
+                message: "an organisation needs at least one identifier".into(),
+            });
         }
         for s in &o.idents {
             check_ident(s, &format!("organisations[{i}].idents"), problems);
             if let Some(prev) = seen.insert(normalise_id(s), i) {
-                problems.push(Problem { line: None, path: format!("organisations[{i}].idents"), message: format!("{s} is also an identifier of organisations[{prev}]") });
+                problems.push(Problem {
+                    line: None,
+                    path: format!("organisations[{i}].idents"),
+                    message: format!("{s} is also an identifier of organisations[{prev}]"),
+                });
             }
         }
         for (j, u) in o.units.iter().enumerate() {
             if u.idents.is_empty() {
-                problems.push(Problem { line: None, path: format!("organisations[{i}].units[{j}].idents"), message: "a unit needs at least one identifier".into() });
+                problems.push(Problem {
+                    line: None,
+                    path: format!("organisations[{i}].units[{j}].idents"),
+                    message: "a unit needs at least one identifier".into(),
+                });
             }
             for s in &u.idents {
-                check_ident(s, &format!("organisations[{i}].units[{j}].idents"), problems);
+                check_ident(
+                    s,
+                    &format!("organisations[{i}].units[{j}].idents"),
+                    problems,
+                );
             }
         }
     }
@@ -401,12 +524,22 @@ fn semantic_checks(cfg: &Config, problems: &mut Vec<Problem>) {
 
 fn check_ident(s: &str, path: &str, problems: &mut Vec<Problem>) {
     match parse_ident(s) {
-        None => problems.push(Problem { line: None, path: path.into(), message: format!("{s:?} is not an identifier like \"HER:12345\"") }),
-        Some((k, v)) if k == "HER" && !crate::ident::valid_her_id(&v) => {
-            problems.push(Problem { line: None, path: path.into(), message: format!("{s:?}: a HER-id is a positive integer") })
-        }
+        None => problems.push(Problem {
+            line: None,
+            path: path.into(),
+            message: format!("{s:?} is not an identifier like \"HER:12345\""),
+        }),
+        Some((k, v)) if k == "HER" && !crate::ident::valid_her_id(&v) => problems.push(Problem {
+            line: None,
+            path: path.into(),
+            message: format!("{s:?}: a HER-id is a positive integer"),
+        }),
         Some((k, v)) if k == "ENH" && !crate::ident::valid_org_number(&v) => {
-            problems.push(Problem { line: None, path: path.into(), message: format!("{s:?}: not a valid organisation number (9 digits, mod-11)") })
+            problems.push(Problem {
+                line: None,
+                path: path.into(),
+                message: format!("{s:?}: not a valid organisation number (9 digits, mod-11)"),
+            })
         }
         _ => {}
     }
@@ -422,20 +555,27 @@ pub fn normalise_id(s: &str) -> String {
 }
 
 pub fn normalise_value(v: &str) -> String {
-    v.chars().filter(|c| !c.is_whitespace() && *c != '.').collect()
+    v.chars()
+        .filter(|c| !c.is_whitespace() && *c != '.')
+        .collect()
 }
 
 impl Config {
     /// The embedded demo configuration.
     pub fn demo() -> Config {
-        parse(DEMO_CONFIG, "embedded demo configuration", None).expect("the embedded demo configuration is valid (tested)")
+        parse(DEMO_CONFIG, "embedded demo configuration", None)
+            .expect("the embedded demo configuration is valid (tested)")
     }
 
     /// Read and check a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             source_name: path.display().to_string(),
-            problems: vec![Problem { line: None, path: "(file)".into(), message: e.to_string() }],
+            problems: vec![Problem {
+                line: None,
+                path: "(file)".into(),
+                message: e.to_string(),
+            }],
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         parse(&text, &path.display().to_string(), Some(&base))
@@ -500,11 +640,27 @@ mod tests {
     fn every_problem_is_reported_with_its_line() {
         let text = "[server]\nlisten = \"nowhere\"\nbogus = 1\n\n[store]\nmax_batch = \"many\"\n\n[[organisations]]\nname = \"x\"\nidents = [\"HER:abc\"]\ncolour = \"red\"\n\nmystery = 3\n";
         let err = parse(text, "t.toml", None).unwrap_err();
-        let lines: Vec<(Option<usize>, String)> = err.problems.iter().map(|p| (p.line, p.path.clone())).collect();
-        assert!(lines.contains(&(Some(3), "server.bogus".into())), "{lines:?}");
-        assert!(lines.contains(&(Some(6), "store.max_batch".into())), "{lines:?}");
-        assert!(lines.contains(&(Some(11), "organisations[0].colour".into())), "{lines:?}");
-        assert!(lines.iter().any(|(_, p)| p == "organisations[0].idents"), "{lines:?}");
+        let lines: Vec<(Option<usize>, String)> = err
+            .problems
+            .iter()
+            .map(|p| (p.line, p.path.clone()))
+            .collect();
+        assert!(
+            lines.contains(&(Some(3), "server.bogus".into())),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&(Some(6), "store.max_batch".into())),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&(Some(11), "organisations[0].colour".into())),
+            "{lines:?}"
+        );
+        assert!(
+            lines.iter().any(|(_, p)| p == "organisations[0].idents"),
+            "{lines:?}"
+        );
         assert!(lines.iter().any(|(_, p)| p == "server.listen"), "{lines:?}");
         assert_eq!(err.problems.len(), 6, "{:?}", err.problems);
     }

@@ -35,7 +35,12 @@ impl DropFolder {
     }
 
     pub fn create_dirs(&self) -> std::io::Result<()> {
-        for d in [self.inbox(), self.outgoing(), self.processed(), self.failed()] {
+        for d in [
+            self.inbox(),
+            self.outgoing(),
+            self.processed(),
+            self.failed(),
+        ] {
             std::fs::create_dir_all(d)?;
         }
         Ok(())
@@ -90,7 +95,10 @@ impl DropFolder {
             (false, None)
         } else {
             match pipeline.ingest_kith(bytes, "folder").await {
-                Ok(r) => (matches!(r.status.as_str(), "accepted" | "not-addressed" | "receipt"), Some(r)),
+                Ok(r) => (
+                    matches!(r.status.as_str(), "accepted" | "not-addressed" | "receipt"),
+                    Some(r),
+                ),
                 Err(e) => {
                     // Not stored: leave the file in the inbox and try again on the next scan.
                     tracing::error!(error = %e, "drop folder message not stored; will retry");
@@ -100,11 +108,21 @@ impl DropFolder {
         };
         if let Some(r) = &reply {
             for rec in &r.receipts {
-                write_durably(&self.outgoing(), &format!("{}.xml", rec.receipt_id), &rec.body).await?;
+                write_durably(
+                    &self.outgoing(),
+                    &format!("{}.xml", rec.receipt_id),
+                    &rec.body,
+                )
+                .await?;
             }
             if r.receipts.is_empty() {
                 if let Some(j) = &r.json {
-                    write_durably(&self.outgoing(), &format!("{name}.result.json"), j.as_bytes()).await?;
+                    write_durably(
+                        &self.outgoing(),
+                        &format!("{name}.result.json"),
+                        j.as_bytes(),
+                    )
+                    .await?;
                 }
             }
         }
@@ -137,5 +155,7 @@ pub async fn write_durably(dir: &Path, name: &str, data: &[u8]) -> std::io::Resu
 
 async fn sync_dir(dir: &Path) {
     let dir = dir.to_path_buf();
-    let _ = tokio::task::spawn_blocking(move || std::fs::File::open(&dir).and_then(|f| f.sync_all())).await;
+    let _ =
+        tokio::task::spawn_blocking(move || std::fs::File::open(&dir).and_then(|f| f.sync_all()))
+            .await;
 }

@@ -19,6 +19,7 @@
 
 pub mod check;
 pub mod config;
+pub mod conformance;
 pub mod dropfolder;
 pub mod finding;
 pub mod http;
@@ -27,7 +28,6 @@ pub mod kith;
 pub mod model;
 pub mod pipeline;
 pub mod report;
-pub mod conformance;
 pub mod server;
 pub mod store;
 pub mod xml;

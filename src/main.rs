@@ -9,7 +9,11 @@ use kadgate::check::{Checker, Mode, Rules};
 use kadgate::config::{self, Config};
 
 #[derive(Parser)]
-#[command(name = "kadgate", version, about = "Gateway for Norwegian health messages to and from municipal acute inpatient (KAD) units")]
+#[command(
+    name = "kadgate",
+    version,
+    about = "Gateway for Norwegian health messages to and from municipal acute inpatient (KAD) units"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -79,8 +83,11 @@ fn load_config(path: Option<&Path>) -> Result<Config, ExitCode> {
 
 fn init_logging(cfg: &Config) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("KADGATE_LOG").unwrap_or_else(|_| EnvFilter::new(&cfg.log.level));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_env("KADGATE_LOG").unwrap_or_else(|_| EnvFilter::new(&cfg.log.level));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if cfg.log.format == "json" {
         b.json().init();
     } else {
@@ -93,14 +100,34 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match cli.cmd {
-        Cmd::Serve { config, listen, data_dir, standards } => serve(config, listen, data_dir, standards),
-        Cmd::Validate { json, config, standards, files } => validate(json, config, standards, files),
-        Cmd::Conformance { json, config, standards } => conformance(json, config, standards),
-        Cmd::Config { cmd: ConfigCmd::Check { file } } => match Config::load(&file) {
+        Cmd::Serve {
+            config,
+            listen,
+            data_dir,
+            standards,
+        } => serve(config, listen, data_dir, standards),
+        Cmd::Validate {
+            json,
+            config,
+            standards,
+            files,
+        } => validate(json, config, standards, files),
+        Cmd::Conformance {
+            json,
+            config,
+            standards,
+        } => conformance(json, config, standards),
+        Cmd::Config {
+            cmd: ConfigCmd::Check { file },
+        } => match Config::load(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());
                 ExitCode::SUCCESS
@@ -113,7 +140,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathBuf>, standards: Option<PathBuf>) -> ExitCode {
+fn serve(
+    config: Option<PathBuf>,
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    standards: Option<PathBuf>,
+) -> ExitCode {
     let mut cfg = match load_config(config.as_deref()) {
         Ok(c) => c,
         Err(code) => return code,
@@ -130,7 +162,10 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
     }
     init_logging(&cfg);
     let standards = config::standards_dir(standards.as_deref(), &cfg);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let result = rt.block_on(async move {
         let listen = cfg.server.listen.clone();
         let gw = kadgate::server::Gateway::open(cfg, &standards)?;
@@ -148,12 +183,20 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathB
 
 fn load_schemas(standards: &Path) -> Result<kadgate::xsd::SchemaSet, ExitCode> {
     kadgate::xsd::SchemaSet::load(&standards.join("kith")).map_err(|e| {
-        eprintln!("kadgate: cannot load the KITH schemas from {}: {e}", standards.join("kith").display());
+        eprintln!(
+            "kadgate: cannot load the KITH schemas from {}: {e}",
+            standards.join("kith").display()
+        );
         ExitCode::from(2)
     })
 }
 
-fn validate(json: bool, config: Option<PathBuf>, standards: Option<PathBuf>, files: Vec<PathBuf>) -> ExitCode {
+fn validate(
+    json: bool,
+    config: Option<PathBuf>,
+    standards: Option<PathBuf>,
+    files: Vec<PathBuf>,
+) -> ExitCode {
     let cfg = match load_config(config.as_deref()) {
         Ok(c) => c,
         Err(code) => return code,
@@ -164,7 +207,11 @@ fn validate(json: bool, config: Option<PathBuf>, standards: Option<PathBuf>, fil
         Err(code) => return code,
     };
     let rules = Rules::from_config(&cfg);
-    let checker = Checker { rules: &rules, schemas: Some(&schemas), mode: Mode::AssumeAddressed };
+    let checker = Checker {
+        rules: &rules,
+        schemas: Some(&schemas),
+        mode: Mode::AssumeAddressed,
+    };
     let reports = kadgate::report::validate_files(&checker, &files);
     let mut all_valid = true;
     for r in &reports {
@@ -193,7 +240,11 @@ fn conformance(json: bool, config: Option<PathBuf>, standards: Option<PathBuf>) 
         Err(code) => return code,
     };
     let rules = Rules::from_config(&cfg);
-    let checker = Checker { rules: &rules, schemas: Some(&schemas), mode: Mode::Serve };
+    let checker = Checker {
+        rules: &rules,
+        schemas: Some(&schemas),
+        mode: Mode::Serve,
+    };
     match kadgate::conformance::run(&checker, &standards) {
         Ok(results) => {
             let passed = results.iter().filter(|r| r.pass).count();

@@ -34,7 +34,9 @@ pub struct Rendered {
 
 /// Valid = well-formed, schema-valid and no error finding.
 pub fn is_valid(o: &Outcome) -> bool {
-    o.well_formed && o.schema_valid == Some(true) && !o.findings.iter().any(|f| f.severity == Severity::Error)
+    o.well_formed
+        && o.schema_valid == Some(true)
+        && !o.findings.iter().any(|f| f.severity == Severity::Error)
 }
 
 pub fn render(file: &str, o: &Outcome) -> Rendered {
@@ -46,7 +48,10 @@ pub fn render(file: &str, o: &Outcome) -> Rendered {
         schema_valid: o.schema_valid,
         message_type: o.msg_type().map(str::to_string),
         msg_id: o.msg_id().map(|s| s.trim().to_string()),
-        apprec: AppRecVerdict { status, errors: errors.clone() },
+        apprec: AppRecVerdict {
+            status,
+            errors: errors.clone(),
+        },
         findings: o.findings.clone(),
     };
     let mut human = format!(
@@ -54,7 +59,11 @@ pub fn render(file: &str, o: &Outcome) -> Rendered {
         if valid { "valid" } else { "INVALID" },
         json.message_type.as_deref().unwrap_or("?"),
         status,
-        if errors.is_empty() { String::new() } else { format!(" [{}]", errors.join(", ")) }
+        if errors.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", errors.join(", "))
+        }
     );
     for f in &o.findings {
         let sev = match f.severity {
@@ -62,13 +71,20 @@ pub fn render(file: &str, o: &Outcome) -> Rendered {
             Severity::Warning => "warning",
             Severity::Info => "info",
         };
-        human.push_str(&format!("  {sev:7} {:38} {}  {}\n", f.code, f.path, f.message));
+        human.push_str(&format!(
+            "  {sev:7} {:38} {}  {}\n",
+            f.code, f.path, f.message
+        ));
     }
     Rendered { valid, json, human }
 }
 
 fn unreadable_file(file: &str, e: &std::io::Error) -> Rendered {
-    let f = Finding::error("file.unreadable", "/", format!("cannot read the file: {}", e.kind()));
+    let f = Finding::error(
+        "file.unreadable",
+        "/",
+        format!("cannot read the file: {}", e.kind()),
+    );
     Rendered {
         valid: false,
         human: format!("{file}: INVALID  cannot read: {e}\n"),
@@ -78,7 +94,10 @@ fn unreadable_file(file: &str, e: &std::io::Error) -> Rendered {
             schema_valid: None,
             message_type: None,
             msg_id: None,
-            apprec: AppRecVerdict { status: "none", errors: vec![] },
+            apprec: AppRecVerdict {
+                status: "none",
+                errors: vec![],
+            },
             findings: vec![f],
         },
     }
@@ -86,7 +105,10 @@ fn unreadable_file(file: &str, e: &std::io::Error) -> Rendered {
 
 /// Check every file, using all cores; results in the order given.
 pub fn validate_files(checker: &Checker<'_>, files: &[PathBuf]) -> Vec<Rendered> {
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(files.len().max(1));
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(files.len().max(1));
     let chunk = files.len().div_ceil(threads).max(1);
     std::thread::scope(|s| {
         let handles: Vec<_> = files
@@ -105,6 +127,9 @@ pub fn validate_files(checker: &Checker<'_>, files: &[PathBuf]) -> Vec<Rendered>
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("validation thread")).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("validation thread"))
+            .collect()
     })
 }

@@ -35,22 +35,38 @@ impl Gateway {
         std::fs::create_dir_all(&config.server.data_dir)?;
         let kith = standards.join("kith");
         let started = std::time::Instant::now();
-        let schemas = SchemaSet::load(&kith).map_err(|e| anyhow::anyhow!("loading schemas from {}: {e}", kith.display()))?;
-        tracing::info!(schemas = schemas.schema_count(), ms = started.elapsed().as_millis() as u64, "schema set compiled");
+        let schemas = SchemaSet::load(&kith)
+            .map_err(|e| anyhow::anyhow!("loading schemas from {}: {e}", kith.display()))?;
+        tracing::info!(
+            schemas = schemas.schema_count(),
+            ms = started.elapsed().as_millis() as u64,
+            "schema set compiled"
+        );
         let store = SqliteStore::open(
             &config.sqlite_path(),
-            SqliteOptions { max_batch: config.store.max_batch, ..SqliteOptions::default() },
+            SqliteOptions {
+                max_batch: config.store.max_batch,
+                ..SqliteOptions::default()
+            },
         )?;
         let store: Arc<dyn Store> = Arc::new(store);
         let rules = Arc::new(Rules::from_config(&config));
         let pipeline = Arc::new(Pipeline::new(store.clone(), rules, Some(Arc::new(schemas))));
-        Ok(Gateway { config, pipeline, store })
+        Ok(Gateway {
+            config,
+            pipeline,
+            store,
+        })
     }
 }
 
 /// Serve until `shutdown` completes: stop accepting, let in-flight requests and the drop folder's
 /// current file finish, then flush and close the store.
-pub async fn run(listener: TcpListener, gw: Gateway, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    gw: Gateway,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let state = Arc::new(AppState {
         pipeline: gw.pipeline.clone(),
         listening: Default::default(),
@@ -58,7 +74,10 @@ pub async fn run(listener: TcpListener, gw: Gateway, shutdown: impl Future<Outpu
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let drop_task = if gw.config.dropfolder.enabled {
-        let df = DropFolder { root: gw.config.drop_dir(), poll: Duration::from_millis(gw.config.dropfolder.poll_ms) };
+        let df = DropFolder {
+            root: gw.config.drop_dir(),
+            poll: Duration::from_millis(gw.config.dropfolder.poll_ms),
+        };
         df.create_dirs()?;
         Some(tokio::spawn(df.run(gw.pipeline.clone(), stop_rx.clone())))
     } else {
@@ -93,7 +112,8 @@ pub async fn signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

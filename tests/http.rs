@@ -4,7 +4,8 @@ mod common;
 
 use common::*;
 
-const BASELINE: &str = "henvisning/examples/sarepta-akseptansetest/TestcaseHenvisningMottak/Case1.xml";
+const BASELINE: &str =
+    "henvisning/examples/sarepta-akseptansetest/TestcaseHenvisningMottak/Case1.xml";
 
 #[tokio::test]
 async fn post_restart_and_duplicate() {
@@ -14,12 +15,18 @@ async fn post_restart_and_duplicate() {
     let srv = TestServer::start(test_config(dir.path())).await;
     let r1 = post_xml(&srv.base, msg.clone()).await;
     assert_eq!(r1.status(), 200);
-    let id = r1.headers()["x-kadgate-message-id"].to_str().unwrap().to_string();
+    let id = r1.headers()["x-kadgate-message-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert_eq!(r1.headers()["x-kadgate-duplicate"], "false");
     let apprec1 = r1.bytes().await.unwrap();
     let text = String::from_utf8_lossy(&apprec1);
     assert!(text.contains("<Status V=\"1\""), "{text}");
-    assert!(text.contains("6d3d6947-5f39-11df-a08a-0800200c9a66") || text.contains("<OriginalMsgId>"), "{text}");
+    assert!(
+        text.contains("6d3d6947-5f39-11df-a08a-0800200c9a66") || text.contains("<OriginalMsgId>"),
+        "{text}"
+    );
 
     // The same message again: not processed again, byte-identical AppRec.
     let r2 = post_xml(&srv.base, msg.clone()).await;
@@ -31,13 +38,28 @@ async fn post_restart_and_duplicate() {
 
     // Restart on the same data directory: the message is still there, still a duplicate.
     let srv = TestServer::start(test_config(dir.path())).await;
-    let got = client().get(format!("{}/api/messages/{id}", srv.base)).send().await.unwrap();
+    let got = client()
+        .get(format!("{}/api/messages/{id}", srv.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.status(), 200);
     let r3 = post_xml(&srv.base, msg).await;
     assert_eq!(r3.headers()["x-kadgate-duplicate"], "true");
     assert_eq!(r3.bytes().await.unwrap(), apprec1);
-    let list: serde_json::Value = client().get(format!("{}/api/messages", srv.base)).send().await.unwrap().json().await.unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 1, "one stored message: {list}");
+    let list: serde_json::Value = client()
+        .get(format!("{}/api/messages", srv.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "one stored message: {list}"
+    );
     srv.stop().await;
 }
 
@@ -49,10 +71,25 @@ async fn transport_problems_store_nothing() {
     let srv = TestServer::start(cfg).await;
     let c = client();
     let cases: Vec<(Option<&str>, Vec<u8>, u16, &str)> = vec![
-        (Some("application/xml"), Vec::new(), 400, "transport.empty-body"),
-        (Some("application/json"), b"<a/>".to_vec(), 415, "transport.content-type"),
+        (
+            Some("application/xml"),
+            Vec::new(),
+            400,
+            "transport.empty-body",
+        ),
+        (
+            Some("application/json"),
+            b"<a/>".to_vec(),
+            415,
+            "transport.content-type",
+        ),
         (None, b"<a/>".to_vec(), 415, "transport.content-type"),
-        (Some("application/xml"), vec![b' '; 100 * 1024], 413, "transport.too-large"),
+        (
+            Some("application/xml"),
+            vec![b' '; 100 * 1024],
+            413,
+            "transport.too-large",
+        ),
     ];
     for (ct, body, status, code) in cases {
         let mut req = c.post(format!("{}/kith", srv.base)).body(body);
@@ -65,7 +102,14 @@ async fn transport_problems_store_nothing() {
         let p: serde_json::Value = r.json().await.unwrap();
         assert_eq!(p["code"], code);
     }
-    let list: serde_json::Value = c.get(format!("{}/api/messages", srv.base)).send().await.unwrap().json().await.unwrap();
+    let list: serde_json::Value = c
+        .get(format!("{}/api/messages", srv.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list.as_array().unwrap().len(), 0, "nothing stored: {list}");
     srv.stop().await;
 }
@@ -75,7 +119,14 @@ async fn health_and_readiness() {
     let dir = tempfile::tempdir().unwrap();
     let srv = TestServer::start(test_config(dir.path())).await;
     let c = client();
-    assert_eq!(c.get(format!("{}/healthz", srv.base)).send().await.unwrap().status(), 200);
+    assert_eq!(
+        c.get(format!("{}/healthz", srv.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let r = c.get(format!("{}/readyz", srv.base)).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
@@ -89,7 +140,9 @@ async fn not_addressed_to_us_is_stored_and_answered_202() {
     let srv = TestServer::start(test_config(dir.path())).await;
     let msg = std::fs::read(kith(BASELINE)).unwrap();
     // Readdress the referral to an organisation number nobody here serves.
-    let other = String::from_utf8(msg).unwrap().replace("974744570", "999999999");
+    let other = String::from_utf8(msg)
+        .unwrap()
+        .replace("974744570", "999999999");
     let r = post_xml(&srv.base, other.into_bytes()).await;
     assert_eq!(r.status(), 202);
     let v: serde_json::Value = r.json().await.unwrap();
@@ -106,7 +159,11 @@ async fn every_example_over_http() {
     let cfg = kadgate::config::Config::demo();
     let rules = kadgate::check::Rules::from_config(&cfg);
     let schemas = kadgate::xsd::SchemaSet::load(&standards().join("kith")).unwrap();
-    let checker = kadgate::check::Checker { rules: &rules, schemas: Some(&schemas), mode: kadgate::check::Mode::Serve };
+    let checker = kadgate::check::Checker {
+        rules: &rules,
+        schemas: Some(&schemas),
+        mode: kadgate::check::Mode::Serve,
+    };
     let mut problems = Vec::new();
     let files = all_examples();
     assert!(files.len() > 200, "examples found: {}", files.len());
@@ -133,7 +190,11 @@ async fn every_example_over_http() {
             let body = r.bytes().await.unwrap();
             let rep = schemas.validate(&body);
             if !rep.schema_valid() {
-                problems.push(format!("{}: our AppRec is not schema-valid: {:?}", f.display(), rep.findings));
+                problems.push(format!(
+                    "{}: our AppRec is not schema-valid: {:?}",
+                    f.display(),
+                    rep.findings
+                ));
             }
         }
     }
@@ -154,10 +215,16 @@ async fn drop_folder_round_trip() {
         if drop.join("processed").join("case1.xml").exists() {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "file not processed in time");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "file not processed in time"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let outgoing: Vec<_> = std::fs::read_dir(drop.join("outgoing")).unwrap().flatten().collect();
+    let outgoing: Vec<_> = std::fs::read_dir(drop.join("outgoing"))
+        .unwrap()
+        .flatten()
+        .collect();
     assert_eq!(outgoing.len(), 1, "one AppRec written");
     let apprec = std::fs::read_to_string(outgoing[0].path()).unwrap();
     assert!(apprec.contains("<AppRec"));

@@ -853,7 +853,7 @@ fn salvage_header_per_kind_and_without_sender() {
         let at = text
             .find(cut)
             .unwrap_or_else(|| panic!("{f}: {cut} not found"));
-        let err = scan(text[..at].as_bytes(), &Limits::default()).expect_err(f);
+        let err = scan(&text.as_bytes()[..at], &Limits::default()).expect_err(f);
         let h = salvage_header(&err.partial.unwrap())
             .unwrap_or_else(|| panic!("{f}: nothing salvaged"));
         assert_eq!(
@@ -865,7 +865,7 @@ fn salvage_header_per_kind_and_without_sender() {
     // Cut before the sender: nothing to address a T01 to.
     let text = String::from_utf8(std::fs::read(kith.join(cases[3].0)).unwrap()).unwrap();
     let at = text.find("<Sender>").unwrap();
-    let err = scan(text[..at].as_bytes(), &Limits::default()).expect_err("cut");
+    let err = scan(&text.as_bytes()[..at], &Limits::default()).expect_err("cut");
     assert!(salvage_header(&err.partial.unwrap()).is_none());
 }
 

@@ -8,12 +8,21 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn spawn(data: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_kadgate"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(data)
         .arg("--standards")
         .arg(standards())
@@ -37,7 +46,11 @@ async fn wait_ready(base: &str) {
 }
 
 fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap().success();
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
     assert!(ok);
 }
 
@@ -83,12 +96,23 @@ async fn kill_9_after_200_loses_nothing() {
 
     let mut child = spawn(dir.path(), port);
     wait_ready(&base).await;
-    let list: serde_json::Value = client().get(format!("{base}/api/messages")).send().await.unwrap().json().await.unwrap();
+    let list: serde_json::Value = client()
+        .get(format!("{base}/api/messages"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list.as_array().unwrap().len(), files.len(), "{list}");
     for (f, first) in files.iter().zip(&answers) {
         let r = post_xml(&base, std::fs::read(kith(f)).unwrap()).await;
         assert_eq!(r.headers()["x-kadgate-duplicate"], "true", "{f}");
-        assert_eq!(&r.bytes().await.unwrap(), first, "{f}: same AppRec after the crash");
+        assert_eq!(
+            &r.bytes().await.unwrap(),
+            first,
+            "{f}: same AppRec after the crash"
+        );
     }
     signal(&child, "-TERM");
     let _ = child.wait();

@@ -44,9 +44,18 @@ struct Problem<'a> {
 }
 
 fn problem(status: StatusCode, code: &str, title: &str, detail: impl Into<String>) -> Response {
-    let body = Problem { kind: format!("urn:kadgate:problem:{code}"), title, status: status.as_u16(), detail: detail.into(), code };
+    let body = Problem {
+        kind: format!("urn:kadgate:problem:{code}"),
+        title,
+        status: status.as_u16(),
+        detail: detail.into(),
+        code,
+    };
     let mut r = (status, serde_json::to_string(&body).expect("serialisable")).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
     r
 }
 
@@ -63,14 +72,28 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 fn is_xml_content_type(headers: &HeaderMap) -> bool {
-    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    mime == "application/xml" || mime == "text/xml" || (mime.starts_with("application/") && mime.ends_with("+xml"))
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/xml"
+        || mime == "text/xml"
+        || (mime.starts_with("application/") && mime.ends_with("+xml"))
 }
 
-async fn post_kith(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Response {
+async fn post_kith(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
     let body = match body {
         Ok(b) => b,
         Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -78,10 +101,20 @@ async fn post_kith(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Re
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "transport.too-large",
                 "Message too large",
-                format!("the body exceeds the limit of {} bytes; nothing was stored", st.max_body_bytes),
+                format!(
+                    "the body exceeds the limit of {} bytes; nothing was stored",
+                    st.max_body_bytes
+                ),
             )
         }
-        Err(e) => return problem(e.status(), "transport.body-unreadable", "Body could not be read", "the request body could not be read; nothing was stored"),
+        Err(e) => {
+            return problem(
+                e.status(),
+                "transport.body-unreadable",
+                "Body could not be read",
+                "the request body could not be read; nothing was stored",
+            )
+        }
     };
     if !is_xml_content_type(&headers) {
         return problem(
@@ -92,13 +125,23 @@ async fn post_kith(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Re
         );
     }
     if body.iter().all(u8::is_ascii_whitespace) {
-        return problem(StatusCode::BAD_REQUEST, "transport.empty-body", "Empty body", "the request body is empty; nothing was stored");
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "transport.empty-body",
+            "Empty body",
+            "the request body is empty; nothing was stored",
+        );
     }
     match st.pipeline.ingest_kith(body.to_vec(), "http").await {
         Ok(reply) => reply_response(reply),
         Err(e) => {
             tracing::error!(error = %e, "ingest failed");
-            problem(StatusCode::SERVICE_UNAVAILABLE, "store.unavailable", "Not stored", "the message could not be stored; nothing was acknowledged, send it again")
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store.unavailable",
+                "Not stored",
+                "the message could not be stored; nothing was acknowledged, send it again",
+            )
         }
     }
 }
@@ -107,25 +150,41 @@ async fn post_kith(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Re
 pub fn reply_response(reply: Reply) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert("x-kadgate-message-id", HeaderValue::from(reply.message_id));
-    headers.insert("x-kadgate-duplicate", HeaderValue::from_static(if reply.duplicate { "true" } else { "false" }));
+    headers.insert(
+        "x-kadgate-duplicate",
+        HeaderValue::from_static(if reply.duplicate { "true" } else { "false" }),
+    );
     if let Ok(v) = HeaderValue::from_str(&reply.status) {
         headers.insert("x-kadgate-status", v);
     }
     if reply.receipts.len() == 1 {
         let r = &reply.receipts[0];
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(&r.content_type).unwrap_or(HeaderValue::from_static("application/xml")));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(&r.content_type)
+                .unwrap_or(HeaderValue::from_static("application/xml")),
+        );
         return (StatusCode::OK, headers, r.body.clone()).into_response();
     }
     if reply.receipts.len() > 1 {
         let boundary = format!("kadgate-{}", reply.message_id);
         let mut body = Vec::new();
         for r in &reply.receipts {
-            body.extend_from_slice(format!("--{boundary}\r\nContent-Type: {}\r\nX-Kadgate-Receiver: {}\r\n\r\n", r.content_type, r.receiver_key).as_bytes());
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Type: {}\r\nX-Kadgate-Receiver: {}\r\n\r\n",
+                    r.content_type, r.receiver_key
+                )
+                .as_bytes(),
+            );
             body.extend_from_slice(&r.body);
             body.extend_from_slice(b"\r\n");
         }
         body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(&format!("multipart/mixed; boundary={boundary}")).expect("ascii"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(&format!("multipart/mixed; boundary={boundary}")).expect("ascii"),
+        );
         return (StatusCode::OK, headers, body).into_response();
     }
     let status = match reply.status.as_str() {
@@ -139,7 +198,10 @@ pub fn reply_response(reply: Reply) -> Response {
         o.insert("message_id".into(), reply.message_id.into());
         o.insert("duplicate".into(), reply.duplicate.into());
     }
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     (status, headers, v.to_string()).into_response()
 }
 
@@ -155,8 +217,17 @@ async fn readyz(State(st): State<Arc<AppState>>) -> Response {
     let store = st.pipeline.store().ping().await.is_ok();
     let schemas = st.pipeline.schemas_loaded();
     let listening = st.listening.load(Ordering::SeqCst);
-    let r = Readiness { ready: store && schemas && listening, store, schemas, listening };
-    let code = if r.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let r = Readiness {
+        ready: store && schemas && listening,
+        store,
+        schemas,
+        listening,
+    };
+    let code = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(r)).into_response()
 }
 
@@ -173,19 +244,37 @@ async fn list_messages(State(st): State<Arc<AppState>>, Query(q): Query<ListQuer
         None => None,
         Some("in") => Some(Direction::In),
         Some("out") => Some(Direction::Out),
-        Some(_) => return problem(StatusCode::BAD_REQUEST, "api.bad-query", "Bad query", "direction must be in or out"),
+        Some(_) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "api.bad-query",
+                "Bad query",
+                "direction must be in or out",
+            )
+        }
     };
-    let filter = ListFilter { status: q.status, direction, limit: q.limit.unwrap_or(50).clamp(1, 500), before_id: q.before };
+    let filter = ListFilter {
+        status: q.status,
+        direction,
+        limit: q.limit.unwrap_or(50).clamp(1, 500),
+        before_id: q.before,
+    };
     match st.pipeline.store().list(&filter).await {
         Ok(v) => Json(v).into_response(),
-        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, "store.unavailable", "Store unavailable", e.to_string()),
+        Err(e) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store.unavailable",
+            "Store unavailable",
+            e.to_string(),
+        ),
     }
 }
 
 async fn get_message(State(st): State<Arc<AppState>>, Path(id): Path<i64>) -> Response {
     match st.pipeline.store().get(id).await {
         Ok(Some(m)) => {
-            let findings: serde_json::Value = serde_json::from_str(&m.findings_json).unwrap_or_default();
+            let findings: serde_json::Value =
+                serde_json::from_str(&m.findings_json).unwrap_or_default();
             let receipts: Vec<serde_json::Value> = m
                 .receipts
                 .iter()
@@ -193,7 +282,17 @@ async fn get_message(State(st): State<Arc<AppState>>, Path(id): Path<i64>) -> Re
                 .collect();
             Json(serde_json::json!({"message": m.summary, "findings": findings, "receipts": receipts})).into_response()
         }
-        Ok(None) => problem(StatusCode::NOT_FOUND, "api.not-found", "No such message", format!("no message with id {id}")),
-        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, "store.unavailable", "Store unavailable", e.to_string()),
+        Ok(None) => problem(
+            StatusCode::NOT_FOUND,
+            "api.not-found",
+            "No such message",
+            format!("no message with id {id}"),
+        ),
+        Err(e) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store.unavailable",
+            "Store unavailable",
+            e.to_string(),
+        ),
     }
 }

@@ -129,7 +129,11 @@ pub fn parse_person_number(s: &str) -> Result<PersonNumber, PersonIdError> {
     }
     let kind = classify(s).ok_or(PersonIdError::Format)?;
     if kind == PersonIdKind::Fhn {
-        return Ok(PersonNumber { kind, birth_date: None, male: None });
+        return Ok(PersonNumber {
+            kind,
+            birth_date: None,
+            male: None,
+        });
     }
     let mut day = d[0] * 10 + d[1];
     let mut month = d[2] * 10 + d[3];
@@ -154,7 +158,11 @@ pub fn parse_person_number(s: &str) -> Result<PersonNumber, PersonIdError> {
     if birth_date.is_none() && kind != PersonIdKind::Hnr {
         return Err(PersonIdError::Date);
     }
-    Ok(PersonNumber { kind, birth_date, male: Some(d[8] % 2 == 1) })
+    Ok(PersonNumber {
+        kind,
+        birth_date,
+        male: Some(d[8] % 2 == 1),
+    })
 }
 
 /// Validate a person number that a message declares to be of `declared` kind.
@@ -166,7 +174,10 @@ pub fn check_declared(s: &str, declared: PersonIdKind) -> Result<PersonNumber, P
         if !dolly {
             return Err(PersonIdError::KindMismatch);
         }
-        return Ok(PersonNumber { kind: declared, ..p });
+        return Ok(PersonNumber {
+            kind: declared,
+            ..p
+        });
     }
     Ok(p)
 }
@@ -201,13 +212,19 @@ pub fn valid_org_number(s: &str) -> bool {
 /// HER-id: a positive integer (the address register assigns them; no check digit).
 pub fn valid_her_id(s: &str) -> bool {
     let t = s.trim();
-    !t.is_empty() && t.len() <= 10 && t.bytes().all(|c| c.is_ascii_digit()) && t.bytes().any(|c| c != b'0')
+    !t.is_empty()
+        && t.len() <= 10
+        && t.bytes().all(|c| c.is_ascii_digit())
+        && t.bytes().any(|c| c != b'0')
 }
 
 /// HPR-number: a positive integer of up to 9 digits.
 pub fn valid_hpr_number(s: &str) -> bool {
     let t = s.trim();
-    !t.is_empty() && t.len() <= 9 && t.bytes().all(|c| c.is_ascii_digit()) && t.bytes().any(|c| c != b'0')
+    !t.is_empty()
+        && t.len() <= 9
+        && t.bytes().all(|c| c.is_ascii_digit())
+        && t.bytes().any(|c| c != b'0')
 }
 
 /// Mask an identifier for display where some trace is needed (never in logs): keeps the length only.
@@ -224,7 +241,10 @@ mod tests {
         let p = parse_person_number("01015000232").unwrap();
         assert_eq!(p.kind, PersonIdKind::Fnr);
         assert_eq!(p.birth_date, NaiveDate::from_ymd_opt(1950, 1, 1));
-        assert_eq!(parse_person_number("01015000322"), Err(PersonIdError::CheckDigit1));
+        assert_eq!(
+            parse_person_number("01015000322"),
+            Err(PersonIdError::CheckDigit1)
+        );
     }
 
     #[test]
@@ -233,7 +253,8 @@ mod tests {
         assert_eq!(parse_person_number(&d).unwrap().kind, PersonIdKind::Dnr);
         let h = complete_person_number("014150002").unwrap();
         assert_eq!(parse_person_number(&h).unwrap().kind, PersonIdKind::Hnr);
-        let fh = complete_person_number("812345678").unwrap_or_else(|| complete_person_number("812345679").unwrap());
+        let fh = complete_person_number("812345678")
+            .unwrap_or_else(|| complete_person_number("812345679").unwrap());
         assert_eq!(parse_person_number(&fh).unwrap().kind, PersonIdKind::Fhn);
         assert!(parse_person_number("1234").is_err());
     }

@@ -51,10 +51,16 @@ pub struct AppRecError {
 
 impl AppRecError {
     pub fn new(code: &str) -> Self {
-        AppRecError { code: code.to_string(), ot: None }
+        AppRecError {
+            code: code.to_string(),
+            ot: None,
+        }
     }
     pub fn with_ot(code: &str, ot: impl Into<String>) -> Self {
-        AppRecError { code: code.to_string(), ot: Some(ot.into()) }
+        AppRecError {
+            code: code.to_string(),
+            ot: Some(ot.into()),
+        }
     }
 }
 
@@ -139,7 +145,8 @@ pub fn normalise_datetime(s: &str) -> Option<String> {
                 return None;
             }
             let mut out = format!("{h:02}:{mi:02}:{sw:02}");
-            if let Some(f) = frac.filter(|f| !f.is_empty() && f.bytes().all(|c| c.is_ascii_digit())) {
+            if let Some(f) = frac.filter(|f| !f.is_empty() && f.bytes().all(|c| c.is_ascii_digit()))
+            {
                 out.push('.');
                 out.push_str(f);
             }
@@ -204,8 +211,13 @@ fn push_text(out: &mut String, indent: &str, name: &str, text: &str) {
 
 /// Id + TypeId for the preferred identifier, AdditionalId for the rest (written by the caller in
 /// the right place: AdditionalId comes after Dept in Inst).
-fn split_idents(idents: &[crate::model::Ident]) -> (Option<&crate::model::Ident>, Vec<&crate::model::Ident>) {
-    let primary = idents.iter().position(|i| i.is("HER")).or(if idents.is_empty() { None } else { Some(0) });
+fn split_idents(
+    idents: &[crate::model::Ident],
+) -> (Option<&crate::model::Ident>, Vec<&crate::model::Ident>) {
+    let primary = idents
+        .iter()
+        .position(|i| i.is("HER"))
+        .or(if idents.is_empty() { None } else { Some(0) });
     let mut rest = Vec::new();
     for (n, i) in idents.iter().enumerate() {
         if Some(n) != primary {
@@ -240,12 +252,16 @@ fn person_name(p: &Professional) -> Option<String> {
     if let Some(n) = p.full_name.as_deref().filter(|s| !s.trim().is_empty()) {
         return Some(n.trim().to_string());
     }
-    let parts: Vec<&str> = [p.given_name.as_deref(), p.middle_name.as_deref(), p.family_name.as_deref()]
-        .into_iter()
-        .flatten()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
+    let parts: Vec<&str> = [
+        p.given_name.as_deref(),
+        p.middle_name.as_deref(),
+        p.family_name.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(str::trim)
+    .filter(|s| !s.is_empty())
+    .collect();
     (!parts.is_empty()).then(|| parts.join(" "))
 }
 
@@ -310,7 +326,13 @@ pub fn encode(spec: &AppRecSpec<'_>) -> String {
     let mut o = String::with_capacity(2048);
     o.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     o.push_str(&format!("<AppRec xmlns=\"{namespace}\">\n"));
-    push_cs(&mut o, "  ", "MsgType", "APPREC", Some("Applikasjonskvittering"));
+    push_cs(
+        &mut o,
+        "  ",
+        "MsgType",
+        "APPREC",
+        Some("Applikasjonskvittering"),
+    );
     push_text(&mut o, "  ", "MIGversion", mig);
     push_text(&mut o, "  ", "SoftwareName", "kadgate");
     push_text(&mut o, "  ", "SoftwareVersion", env!("CARGO_PKG_VERSION"));
@@ -327,7 +349,13 @@ pub fn encode(spec: &AppRecSpec<'_>) -> String {
     push_cs(&mut o, "    ", "Role", "AVS", Some("Avsender"));
     push_hcp(&mut o, spec.to);
     o.push_str("  </Receiver>\n");
-    push_cs(&mut o, "  ", "Status", spec.status.code(), Some(spec.status.text()));
+    push_cs(
+        &mut o,
+        "  ",
+        "Status",
+        spec.status.code(),
+        Some(spec.status.text()),
+    );
     for e in spec.errors {
         o.push_str(&format!(
             "  <Error V=\"{}\" S=\"{}\" DN=\"{}\"",
@@ -341,7 +369,13 @@ pub fn encode(spec: &AppRecSpec<'_>) -> String {
         o.push_str("/>\n");
     }
     o.push_str("  <OriginalMsgId>\n");
-    push_cs(&mut o, "    ", "MsgType", spec.original_msg_type, spec.original_msg_type_text);
+    push_cs(
+        &mut o,
+        "    ",
+        "MsgType",
+        spec.original_msg_type,
+        spec.original_msg_type_text,
+    );
     push_text(&mut o, "    ", "IssueDate", spec.original_issue_date);
     push_text(&mut o, "    ", "Id", spec.original_msg_id);
     o.push_str("  </OriginalMsgId>\n</AppRec>\n");
@@ -359,8 +393,14 @@ mod tests {
 
     #[test]
     fn datetimes_are_normalised() {
-        assert_eq!(normalise_datetime("2008-11-12").as_deref(), Some("2008-11-12T00:00:00"));
-        assert_eq!(normalise_datetime("1991-12-4T9:5:1").as_deref(), Some("1991-12-04T09:05:01"));
+        assert_eq!(
+            normalise_datetime("2008-11-12").as_deref(),
+            Some("2008-11-12T00:00:00")
+        );
+        assert_eq!(
+            normalise_datetime("1991-12-4T9:5:1").as_deref(),
+            Some("1991-12-04T09:05:01")
+        );
         assert_eq!(
             normalise_datetime("2019-03-14T13:13:51.9130000+01:00").as_deref(),
             Some("2019-03-14T13:13:51.9130000+01:00")

@@ -22,7 +22,11 @@ pub struct Code {
 
 impl Code {
     pub fn new(code: impl Into<String>, system: Option<&str>, display: Option<&str>) -> Self {
-        Code { code: code.into(), system: system.map(str::to_string), display: display.map(str::to_string) }
+        Code {
+            code: code.into(),
+            system: system.map(str::to_string),
+            display: display.map(str::to_string),
+        }
     }
 }
 
@@ -39,7 +43,11 @@ pub struct Ident {
 
 impl Ident {
     pub fn new(id: impl Into<String>, kind: impl Into<String>) -> Self {
-        Ident { id: id.into(), kind: kind.into(), system: None }
+        Ident {
+            id: id.into(),
+            kind: kind.into(),
+            system: None,
+        }
     }
     pub fn is(&self, kind: &str) -> bool {
         self.kind.eq_ignore_ascii_case(kind)
@@ -98,10 +106,16 @@ pub struct Professional {
 
 impl Professional {
     pub fn hpr(&self) -> Option<&str> {
-        self.idents.iter().find(|i| i.is("HPR")).map(|i| i.id.as_str())
+        self.idents
+            .iter()
+            .find(|i| i.is("HPR"))
+            .map(|i| i.id.as_str())
     }
     pub fn her_id(&self) -> Option<&str> {
-        self.idents.iter().find(|i| i.is("HER")).map(|i| i.id.as_str())
+        self.idents
+            .iter()
+            .find(|i| i.is("HER"))
+            .map(|i| i.id.as_str())
     }
 }
 
@@ -129,10 +143,16 @@ pub struct Organisation {
 
 impl Organisation {
     pub fn her_id(&self) -> Option<&str> {
-        self.idents.iter().find(|i| i.is("HER")).map(|i| i.id.as_str())
+        self.idents
+            .iter()
+            .find(|i| i.is("HER"))
+            .map(|i| i.id.as_str())
     }
     pub fn org_number(&self) -> Option<&str> {
-        self.idents.iter().find(|i| i.is("ENH")).map(|i| i.id.as_str())
+        self.idents
+            .iter()
+            .find(|i| i.is("ENH"))
+            .map(|i| i.id.as_str())
     }
     /// The most specific HER-id on the chain (person, then sub-unit, then organisation).
     pub fn leaf_her_id(&self) -> Option<&str> {
@@ -148,11 +168,18 @@ impl Organisation {
     pub fn is_identifiable(&self) -> bool {
         !self.idents.is_empty()
             || self.unit.as_ref().is_some_and(|u| u.is_identifiable())
-            || self.professional.as_ref().is_some_and(|p| !p.idents.is_empty())
+            || self
+                .professional
+                .as_ref()
+                .is_some_and(|p| !p.idents.is_empty())
     }
     /// A stable key for this party: the first identifier of the top level, as `KIND:id`.
     pub fn key(&self) -> Option<String> {
-        let pick = self.idents.iter().find(|i| i.is("HER")).or_else(|| self.idents.first());
+        let pick = self
+            .idents
+            .iter()
+            .find(|i| i.is("HER"))
+            .or_else(|| self.idents.first());
         pick.map(|i| format!("{}:{}", i.kind.to_ascii_uppercase(), i.id.trim()))
     }
 }
@@ -487,9 +514,12 @@ impl Format {
     /// 1.1 with Henvisning 1.1/2.0, Epikrise 1.2, Dialogmelding 1.1, PLO 1.6; 1.0 with the older ones.
     pub fn apprec_version(self) -> Format {
         match self {
-            Format::Henvisning11 | Format::Henvisning20 | Format::Epikrise12 | Format::Dialogmelding11 | Format::Plo16 | Format::Plo20 => {
-                Format::AppRec11
-            }
+            Format::Henvisning11
+            | Format::Henvisning20
+            | Format::Epikrise12
+            | Format::Dialogmelding11
+            | Format::Plo16
+            | Format::Plo20 => Format::AppRec11,
             _ => Format::AppRec10,
         }
     }

@@ -11,7 +11,9 @@ use serde::Serialize;
 use crate::check::{Checker, Disposition, Mode, Outcome, Rules};
 use crate::kith::apprec::{self, AppRecSpec};
 use crate::model::{Body, Organisation};
-use crate::store::{Direction, IngestOutcome, NewMessage, NewReceipt, Store, StoreError, StoredReceipt};
+use crate::store::{
+    Direction, IngestOutcome, NewMessage, NewReceipt, Store, StoreError, StoredReceipt,
+};
 use crate::xsd::SchemaSet;
 
 /// What the source should answer.
@@ -55,7 +57,11 @@ fn now_datetime() -> String {
 
 impl Pipeline {
     pub fn new(store: Arc<dyn Store>, rules: Arc<Rules>, schemas: Option<Arc<SchemaSet>>) -> Self {
-        Pipeline { store, rules, schemas }
+        Pipeline {
+            store,
+            rules,
+            schemas,
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -71,7 +77,11 @@ impl Pipeline {
         let rules = self.rules.clone();
         let schemas = self.schemas.clone();
         tokio::task::spawn_blocking(move || {
-            let checker = Checker { rules: &rules, schemas: schemas.as_deref(), mode: Mode::Serve };
+            let checker = Checker {
+                rules: &rules,
+                schemas: schemas.as_deref(),
+                mode: Mode::Serve,
+            };
             checker.check(&bytes)
         })
         .await
@@ -110,19 +120,34 @@ impl Pipeline {
                 _ => "stored; the sender cannot be identified, so no AppRec can be sent",
             };
             Some(
-                serde_json::to_string(&NoReceiptBody { status: outcome.disposition.as_str(), detail, findings: &findings })
-                    .expect("serialisable"),
+                serde_json::to_string(&NoReceiptBody {
+                    status: outcome.disposition.as_str(),
+                    detail,
+                    findings: &findings,
+                })
+                .expect("serialisable"),
             )
         } else {
             None
         };
-        let header_json = outcome.header.as_ref().map(|h| serde_json::to_string(h).expect("serialisable"));
-        let body_json = outcome.message.as_ref().map(|m| serde_json::to_string(&m.body).expect("serialisable"));
+        let header_json = outcome
+            .header
+            .as_ref()
+            .map(|h| serde_json::to_string(h).expect("serialisable"));
+        let body_json = outcome
+            .message
+            .as_ref()
+            .map(|m| serde_json::to_string(&m.body).expect("serialisable"));
         let new = NewMessage {
             received_at,
             channel: channel.to_string(),
             direction: Direction::In,
-            format: outcome.format.map(|f| serde_json::to_value(f).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()),
+            format: outcome.format.map(|f| {
+                serde_json::to_value(f)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            }),
             msg_type: outcome.msg_type().map(str::to_string),
             msg_id: outcome.msg_id().map(|s| s.trim().to_string()),
             sender_key: outcome.sender_key(),
@@ -166,9 +191,24 @@ impl Pipeline {
                     json: new.reply_json,
                 }
             }
-            IngestOutcome::Duplicate { id, status, receipts, reply_json } => {
-                tracing::info!(message_id = id, channel, "duplicate answered with the stored receipt");
-                Reply { message_id: id, duplicate: true, status, receipts, json: reply_json }
+            IngestOutcome::Duplicate {
+                id,
+                status,
+                receipts,
+                reply_json,
+            } => {
+                tracing::info!(
+                    message_id = id,
+                    channel,
+                    "duplicate answered with the stored receipt"
+                );
+                Reply {
+                    message_id: id,
+                    duplicate: true,
+                    status,
+                    receipts,
+                    json: reply_json,
+                }
             }
         })
     }
@@ -176,12 +216,22 @@ impl Pipeline {
 
 /// Render the planned AppRecs of an outcome (fresh ids, the current time).
 pub fn render_receipts(outcome: &Outcome) -> Vec<NewReceipt> {
-    let Some(h) = outcome.header.as_ref() else { return Vec::new() };
+    let Some(h) = outcome.header.as_ref() else {
+        return Vec::new();
+    };
     let empty = Organisation::default();
     let sender = h.sender.as_ref().unwrap_or(&empty);
     let gen = now_datetime();
-    let issue = h.gen_date.as_deref().and_then(apprec::normalise_datetime).unwrap_or_else(|| gen.clone());
-    let msg_type = if h.msg_type.trim().is_empty() { "UKJENT".to_string() } else { h.msg_type.trim().to_string() };
+    let issue = h
+        .gen_date
+        .as_deref()
+        .and_then(apprec::normalise_datetime)
+        .unwrap_or_else(|| gen.clone());
+    let msg_type = if h.msg_type.trim().is_empty() {
+        "UKJENT".to_string()
+    } else {
+        h.msg_type.trim().to_string()
+    };
     outcome
         .receipts
         .iter()

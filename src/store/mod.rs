@@ -96,7 +96,12 @@ pub enum IngestOutcome {
     /// Newly stored under this id.
     Stored { id: i64 },
     /// Already stored (same dedup key): the first copy's id, receipts and reply.
-    Duplicate { id: i64, status: String, receipts: Vec<StoredReceipt>, reply_json: Option<String> },
+    Duplicate {
+        id: i64,
+        status: String,
+        receipts: Vec<StoredReceipt>,
+        reply_json: Option<String>,
+    },
 }
 
 /// A stored message's metadata (no raw bytes, no patient data).

@@ -30,7 +30,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_bytes: 20 * 1024 * 1024, max_depth: 64, max_elements: 200_000 }
+        Limits {
+            max_bytes: 20 * 1024 * 1024,
+            max_depth: 64,
+            max_elements: 200_000,
+        }
     }
 }
 
@@ -56,7 +60,10 @@ pub struct Element {
 impl Element {
     /// Attribute value by local name (attributes without a namespace, as KITH uses them).
     pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs.iter().find(|a| a.ns.is_none() && a.name == name).map(|a| a.value.as_str())
+        self.attrs
+            .iter()
+            .find(|a| a.ns.is_none() && a.name == name)
+            .map(|a| a.value.as_str())
     }
     /// First child element with this local name.
     pub fn child(&self, name: &str) -> Option<&Element> {
@@ -85,7 +92,10 @@ impl Element {
     }
     /// The `V` attribute of the element at `path` (KITH coded values).
     pub fn v_at(&self, path: &str) -> Option<&str> {
-        self.at(path).and_then(|e| e.attr("V")).map(str::trim).filter(|s| !s.is_empty())
+        self.at(path)
+            .and_then(|e| e.attr("V"))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
     }
     /// Depth-first search for the first descendant (or self) with this local name.
     pub fn find(&self, name: &str) -> Option<&Element> {
@@ -123,14 +133,17 @@ pub struct Document {
 /// Why a document could not be read, and what was read before that.
 #[derive(Debug, Clone)]
 pub struct ScanError {
-    pub finding: Finding,
+    pub finding: Box<Finding>,
     /// The root element as far as it was read (children closed or not), if any.
-    pub partial: Option<Element>,
+    pub partial: Option<Box<Element>>,
 }
 
 impl ScanError {
     fn new(code: &str, path: &str, message: impl Into<String>) -> Self {
-        ScanError { finding: Finding::error(code, path, message), partial: None }
+        ScanError {
+            finding: Box::new(Finding::error(code, path, message)),
+            partial: None,
+        }
     }
 }
 
@@ -156,7 +169,11 @@ fn declared_encoding(bytes: &[u8]) -> Option<String> {
 /// Decode the bytes to text by the declared encoding.
 pub fn decode_text(bytes: &[u8]) -> Result<(String, Encoding), ScanError> {
     if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
-        return Err(ScanError::new(codes::XML_ENCODING, "/", "UTF-16 is not accepted; use UTF-8 or ISO-8859-1"));
+        return Err(ScanError::new(
+            codes::XML_ENCODING,
+            "/",
+            "UTF-16 is not accepted; use UTF-8 or ISO-8859-1",
+        ));
     }
     let enc = declared_encoding(bytes).unwrap_or_else(|| "UTF-8".to_string());
     let norm = enc.to_ascii_lowercase().replace('_', "-");
@@ -168,13 +185,17 @@ pub fn decode_text(bytes: &[u8]) -> Result<(String, Encoding), ScanError> {
                 Err(e) => Err(ScanError::new(
                     codes::XML_NOT_WELL_FORMED,
                     "/",
-                    format!("declared UTF-8 but byte {} is not valid UTF-8", e.valid_up_to()),
+                    format!(
+                        "declared UTF-8 but byte {} is not valid UTF-8",
+                        e.valid_up_to()
+                    ),
                 )),
             }
         }
-        "iso-8859-1" | "latin1" | "latin-1" | "iso8859-1" | "l1" => {
-            Ok((bytes.iter().map(|&c| char::from(c)).collect(), Encoding::Latin1))
-        }
+        "iso-8859-1" | "latin1" | "latin-1" | "iso8859-1" | "l1" => Ok((
+            bytes.iter().map(|&c| char::from(c)).collect(),
+            Encoding::Latin1,
+        )),
         "windows-1252" | "cp1252" => {
             let (s, _, _) = encoding_rs::WINDOWS_1252.decode(bytes);
             Ok((s.into_owned(), Encoding::Windows1252))
@@ -189,7 +210,11 @@ pub fn decode_text(bytes: &[u8]) -> Result<(String, Encoding), ScanError> {
 
 fn line_of(text: &str, pos: u64) -> usize {
     let pos = (pos as usize).min(text.len());
-    text.as_bytes()[..pos].iter().filter(|&&c| c == b'\n').count() + 1
+    text.as_bytes()[..pos]
+        .iter()
+        .filter(|&&c| c == b'\n')
+        .count()
+        + 1
 }
 
 fn path_of(stack: &[Element]) -> String {
@@ -219,19 +244,41 @@ fn fold_partial(mut stack: Vec<Element>, root: Option<Element>) -> Option<Elemen
 
 /// Read a document under the given limits.
 pub fn scan(bytes: &[u8], limits: &Limits) -> Result<Document, ScanError> {
+    scan_inner(bytes, limits, false)
+}
+
+/// Best-effort tree of a document that is *not* well-formed, for finding out who sent it: a
+/// mismatched end tag closes the elements opened since its start tag and reading goes on. Never
+/// used to process a message — only to address the negative AppRec (T01).
+pub fn recover_tree(bytes: &[u8], limits: &Limits) -> Option<Element> {
+    match scan_inner(bytes, limits, true) {
+        Ok(d) => Some(d.root),
+        Err(e) => e.partial.map(|b| *b),
+    }
+}
+
+fn scan_inner(bytes: &[u8], limits: &Limits, recover: bool) -> Result<Document, ScanError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ScanError::new(codes::XML_EMPTY, "/", "the message is empty"));
+        return Err(ScanError::new(
+            codes::XML_EMPTY,
+            "/",
+            "the message is empty",
+        ));
     }
     if bytes.len() > limits.max_bytes {
         return Err(ScanError::new(
             codes::XML_TOO_LARGE,
             "/",
-            format!("the message is {} bytes; the limit is {}", bytes.len(), limits.max_bytes),
+            format!(
+                "the message is {} bytes; the limit is {}",
+                bytes.len(),
+                limits.max_bytes
+            ),
         ));
     }
     let (text, encoding) = decode_text(bytes)?;
     let mut reader = NsReader::from_str(&text);
-    reader.config_mut().check_end_names = true;
+    reader.config_mut().check_end_names = !recover;
     reader.config_mut().expand_empty_elements = false;
 
     let mut stack: Vec<Element> = Vec::new();
@@ -241,8 +288,11 @@ pub fn scan(bytes: &[u8], limits: &Limits) -> Result<Document, ScanError> {
     macro_rules! fail {
         ($code:expr, $msg:expr) => {{
             let path = path_of(&stack);
-            let partial = fold_partial(stack, root);
-            return Err(ScanError { finding: Finding::error($code, path, $msg), partial });
+            let partial = fold_partial(stack, root).map(Box::new);
+            return Err(ScanError {
+                finding: Box::new(Finding::error($code, path, $msg)),
+                partial,
+            });
         }};
     }
 
@@ -260,14 +310,26 @@ pub fn scan(bytes: &[u8], limits: &Limits) -> Result<Document, ScanError> {
             Event::Start(ref s) | Event::Empty(ref s) => {
                 let empty = matches!(ev, Event::Empty(_));
                 if root.is_some() {
-                    fail!(codes::XML_NOT_WELL_FORMED, format!("line {}: content after the root element", line_of(&text, pos)))
+                    fail!(
+                        codes::XML_NOT_WELL_FORMED,
+                        format!(
+                            "line {}: content after the root element",
+                            line_of(&text, pos)
+                        )
+                    )
                 }
                 count += 1;
                 if count > limits.max_elements {
-                    fail!(codes::XML_TOO_MANY_ELEMENTS, format!("more than {} elements", limits.max_elements))
+                    fail!(
+                        codes::XML_TOO_MANY_ELEMENTS,
+                        format!("more than {} elements", limits.max_elements)
+                    )
                 }
                 if stack.len() + 1 > limits.max_depth {
-                    fail!(codes::XML_TOO_DEEP, format!("elements nested deeper than {}", limits.max_depth))
+                    fail!(
+                        codes::XML_TOO_DEEP,
+                        format!("elements nested deeper than {}", limits.max_depth)
+                    )
                 }
                 let el = match start_element(&reader, s) {
                     Ok(el) => el,
@@ -282,9 +344,28 @@ pub fn scan(bytes: &[u8], limits: &Limits) -> Result<Document, ScanError> {
                     stack.push(el);
                 }
             }
+            Event::End(ref e) if recover => {
+                let (_, local) = reader.resolve_element(e.name());
+                let name = String::from_utf8_lossy(local.as_ref()).into_owned();
+                if stack.iter().any(|el| el.name == name) {
+                    while let Some(el) = stack.pop() {
+                        let done = el.name == name;
+                        match stack.last_mut() {
+                            Some(parent) => parent.children.push(el),
+                            None => root = Some(el),
+                        }
+                        if done {
+                            break;
+                        }
+                    }
+                }
+            }
             Event::End(_) => {
                 let Some(el) = stack.pop() else {
-                    fail!(codes::XML_NOT_WELL_FORMED, format!("line {}: end tag without start tag", line_of(&text, pos)))
+                    fail!(
+                        codes::XML_NOT_WELL_FORMED,
+                        format!("line {}: end tag without start tag", line_of(&text, pos))
+                    )
                 };
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(el),
@@ -296,11 +377,20 @@ pub fn scan(bytes: &[u8], limits: &Limits) -> Result<Document, ScanError> {
                 match stack.last_mut() {
                     Some(cur) => match unescape(&raw) {
                         Ok(s) => cur.text.push_str(&s),
-                        Err(msg) => fail!(codes::XML_ENTITY, format!("line {}: {msg}", line_of(&text, pos))),
+                        Err(msg) => fail!(
+                            codes::XML_ENTITY,
+                            format!("line {}: {msg}", line_of(&text, pos))
+                        ),
                     },
                     None => {
                         if !raw.iter().all(u8::is_ascii_whitespace) {
-                            fail!(codes::XML_NOT_WELL_FORMED, format!("line {}: text outside the root element", line_of(&text, pos)))
+                            fail!(
+                                codes::XML_NOT_WELL_FORMED,
+                                format!(
+                                    "line {}: text outside the root element",
+                                    line_of(&text, pos)
+                                )
+                            )
                         }
                     }
                 }
@@ -310,18 +400,31 @@ pub fn scan(bytes: &[u8], limits: &Limits) -> Result<Document, ScanError> {
                 None => fail!(codes::XML_NOT_WELL_FORMED, "CDATA outside the root element"),
             },
             Event::DocType(_) => {
-                fail!(codes::XML_DOCTYPE, format!("line {}: a DOCTYPE declaration is not accepted", line_of(&text, pos)))
+                fail!(
+                    codes::XML_DOCTYPE,
+                    format!(
+                        "line {}: a DOCTYPE declaration is not accepted",
+                        line_of(&text, pos)
+                    )
+                )
             }
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
             Event::Eof => break,
         }
     }
     if !stack.is_empty() {
-        fail!(codes::XML_NOT_WELL_FORMED, "the document ends inside an element")
+        fail!(
+            codes::XML_NOT_WELL_FORMED,
+            "the document ends inside an element"
+        )
     }
     match root {
         Some(root) => Ok(Document { root, encoding }),
-        None => Err(ScanError::new(codes::XML_NOT_WELL_FORMED, "/", "no root element")),
+        None => Err(ScanError::new(
+            codes::XML_NOT_WELL_FORMED,
+            "/",
+            "no root element",
+        )),
     }
 }
 
@@ -330,25 +433,45 @@ pub fn scan(bytes: &[u8], limits: &Limits) -> Result<Document, ScanError> {
 fn sanitize_quick_xml_error(msg: &str) -> String {
     let m = msg.replace('\n', " ");
     if m.len() > 200 {
-        format!("{}…", &m[..m.char_indices().nth(200).map(|(i, _)| i).unwrap_or(m.len())])
+        format!(
+            "{}…",
+            &m[..m.char_indices().nth(200).map(|(i, _)| i).unwrap_or(m.len())]
+        )
     } else {
         m
     }
 }
 
-fn start_element(reader: &NsReader<&[u8]>, s: &BytesStart<'_>) -> Result<Element, (&'static str, String)> {
+fn start_element(
+    reader: &NsReader<&[u8]>,
+    s: &BytesStart<'_>,
+) -> Result<Element, (&'static str, String)> {
     let (res, local) = reader.resolve_element(s.name());
     let ns = match res {
         ResolveResult::Bound(ns) => Some(String::from_utf8_lossy(ns.as_ref()).into_owned()),
         ResolveResult::Unbound => None,
         ResolveResult::Unknown(p) => {
-            return Err((codes::XML_NOT_WELL_FORMED, format!("undeclared namespace prefix {:?}", String::from_utf8_lossy(&p))))
+            return Err((
+                codes::XML_NOT_WELL_FORMED,
+                format!(
+                    "undeclared namespace prefix {:?}",
+                    String::from_utf8_lossy(&p)
+                ),
+            ))
         }
     };
     let name = String::from_utf8_lossy(local.as_ref()).into_owned();
     let mut attrs = Vec::new();
     for a in s.attributes().with_checks(true) {
-        let a = a.map_err(|e| (codes::XML_NOT_WELL_FORMED, format!("bad attribute on <{name}>: {}", sanitize_quick_xml_error(&e.to_string()))))?;
+        let a = a.map_err(|e| {
+            (
+                codes::XML_NOT_WELL_FORMED,
+                format!(
+                    "bad attribute on <{name}>: {}",
+                    sanitize_quick_xml_error(&e.to_string())
+                ),
+            )
+        })?;
         let key = a.key;
         if key.as_ref() == b"xmlns" || key.as_ref().starts_with(b"xmlns:") {
             continue;
@@ -358,13 +481,29 @@ fn start_element(reader: &NsReader<&[u8]>, s: &BytesStart<'_>) -> Result<Element
             ResolveResult::Bound(ns) => Some(String::from_utf8_lossy(ns.as_ref()).into_owned()),
             ResolveResult::Unbound => None,
             ResolveResult::Unknown(p) => {
-                return Err((codes::XML_NOT_WELL_FORMED, format!("undeclared namespace prefix {:?}", String::from_utf8_lossy(&p))))
+                return Err((
+                    codes::XML_NOT_WELL_FORMED,
+                    format!(
+                        "undeclared namespace prefix {:?}",
+                        String::from_utf8_lossy(&p)
+                    ),
+                ))
             }
         };
         let value = unescape(&a.value).map_err(|m| (codes::XML_ENTITY, m))?;
-        attrs.push(Attr { ns: ans, name: String::from_utf8_lossy(local.as_ref()).into_owned(), value });
+        attrs.push(Attr {
+            ns: ans,
+            name: String::from_utf8_lossy(local.as_ref()).into_owned(),
+            value,
+        });
     }
-    Ok(Element { ns, name, attrs, text: String::new(), children: Vec::new() })
+    Ok(Element {
+        ns,
+        name,
+        attrs,
+        text: String::new(),
+        children: Vec::new(),
+    })
 }
 
 /// Resolve the five predefined entities and character references; refuse everything else.
@@ -412,12 +551,19 @@ mod tests {
     use super::*;
 
     fn err_code(x: &str) -> String {
-        scan(x.as_bytes(), &Limits::default()).unwrap_err().finding.code
+        scan(x.as_bytes(), &Limits::default())
+            .unwrap_err()
+            .finding
+            .code
     }
 
     #[test]
     fn reads_namespaces_text_and_attributes() {
-        let d = scan(br#"<?xml version="1.0"?><a:R xmlns:a="urn:x"><a:B V="1">t &amp; &#65;</a:B></a:R>"#, &Limits::default()).unwrap();
+        let d = scan(
+            br#"<?xml version="1.0"?><a:R xmlns:a="urn:x"><a:B V="1">t &amp; &#65;</a:B></a:R>"#,
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(d.root.ns.as_deref(), Some("urn:x"));
         assert_eq!(d.root.at("B").unwrap().attr("V"), Some("1"));
         assert_eq!(d.root.text_at("B"), Some("t & A"));
@@ -425,14 +571,20 @@ mod tests {
 
     #[test]
     fn refuses_hostile_constructs() {
-        assert_eq!(err_code(r#"<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>"#), codes::XML_DOCTYPE);
+        assert_eq!(
+            err_code(r#"<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>"#),
+            codes::XML_DOCTYPE
+        );
         assert_eq!(err_code("<r>&x;</r>"), codes::XML_ENTITY);
         let deep = "<a>".repeat(100) + &"</a>".repeat(100);
         assert_eq!(err_code(&deep), codes::XML_TOO_DEEP);
         assert_eq!(err_code("<a><b></a>"), codes::XML_NOT_WELL_FORMED);
         assert_eq!(err_code("<a/><b/>"), codes::XML_NOT_WELL_FORMED);
         assert_eq!(err_code("   "), codes::XML_EMPTY);
-        assert_eq!(err_code(r#"<?xml version="1.0" encoding="UTF-16"?><a/>"#), codes::XML_ENCODING);
+        assert_eq!(
+            err_code(r#"<?xml version="1.0" encoding="UTF-16"?><a/>"#),
+            codes::XML_ENCODING
+        );
     }
 
     #[test]
@@ -441,6 +593,17 @@ mod tests {
         b.push(0xF8); // ø
         b.extend_from_slice(b"</a>");
         assert_eq!(scan(&b, &Limits::default()).unwrap().root.text, "ø");
+    }
+
+    #[test]
+    fn recovery_reads_past_a_mismatched_end_tag() {
+        let t = recover_tree(
+            b"<R><S><O><I>1</I></S><T><I>2</I></T></R>",
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(t.text_at("S/O/I"), Some("1"));
+        assert_eq!(t.text_at("T/I"), Some("2"));
     }
 
     #[test]

@@ -1,14 +1,14 @@
 //! XSD validation of KITH messages with libxml2: the one module of kadgate allowed `unsafe`.
 //!
 //! [`SchemaSet::load`] compiles every namespace of the standards' `catalog.xml` into one libxml2
-//! schema, once per process (≈ 12 ms); [`SchemaSet::validate`] parses one message and validates it
-//! against that schema (≈ 150 µs for 11 KB), from any number of threads at once.
+//! schema, once per process (≈ 20 ms); [`SchemaSet::validate`] parses one message and validates it
+//! against that schema (≈ 140 µs for 11 KB, release build), from any number of threads at once.
 //!
 //! # How imports resolve (and why nothing else can load)
 //!
 //! The schema that is compiled is an in-memory wrapper that `xs:import`s every catalog namespace by
 //! bare file name. libxml2 asks its *external entity loader* for every file it wants to open. This
-//! module installs one process-wide loader ([`entity_loader`]) that:
+//! module installs one process-wide loader (`entity_loader`) that:
 //!
 //! - while [`SchemaSet::load`] compiles on the current thread, maps any URL or path to the local
 //!   schema file with the same last path segment (`http://www.kith.no/xmlstds/kith.xsd`,
@@ -32,23 +32,24 @@
 //! `[n]` when a name repeats among siblings, `/@V` for attributes), without namespace prefixes;
 //! for a NAV `EI_fellesformat` envelope it starts at the KITH element inside it, as in
 //! `standards/kith/VALIDATION.md`. Messages are libxml2's text with KITH namespaces shortened and
-//! instance values redacted (see [`message`]).
+//! instance values redacted (see the `message` submodule).
 //!
 //! # Safety argument (why one compiled schema may serve every thread)
 //!
 //! - A compiled `xmlSchema` is never modified after `xmlSchemaParse` returns: validation only reads
 //!   it. All mutable validation state lives in an `xmlSchemaValidCtxt`, and each thread gets its own
-//!   (a `thread_local!`, see [`with_valid_ctxt`]), so no context is ever used by two threads. The
+//!   (a `thread_local!`, see `with_valid_ctxt`), so no context is ever used by two threads. The
 //!   schema is owned by an `Arc` that every thread's context also holds, so it is freed only after
 //!   the last context that points into it.
 //! - libxml2 (Debian's 2.9.14, built with thread support) keeps its error handlers per thread, and
 //!   each message is parsed into its own `xmlDoc` with its own dictionary, created and freed within
 //!   one call on one thread.
-//! - The lazily initialised global tables (`xmlInitParser`, the schema built-in types) are
-//!   initialised inside [`SchemaSet::load`] behind a `std::sync::Once` / by the first compile, i.e.
-//!   before any `SchemaSet` exists, hence before any thread can validate.
+//! - The lazily initialised global tables (`xmlInitParser`, `xmlSchemaInitTypes`) are initialised
+//!   inside [`SchemaSet::load`] behind a `std::sync::Once`, i.e. before any `SchemaSet` exists,
+//!   hence before any thread can validate. (Call `SchemaSet::load` before spawning workers.)
 //! - The entity loader is a plain function installed once (inside the same `Once`); the only state
-//!   it reads is a thread-local map that is immutable while installed.
+//!   it touches is a thread-local of the compiling thread: a file map that is immutable while
+//!   installed, and the set of files served (for [`SchemaSet::schema_count`]).
 //! - Every callback from C is panic-free by construction and additionally wrapped in
 //!   `catch_unwind`, so no unwinding crosses the FFI boundary.
 #![allow(unsafe_code)]
@@ -157,6 +158,13 @@ impl std::fmt::Debug for SchemaSet {
     }
 }
 
+// `SchemaSet` is shared between threads (e.g. in an `Arc` in the HTTP state): it is Send + Sync
+// because its only libxml2 resource, `CompiledSchema`, is (see the unsafe impls above).
+const _: fn() = || {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<SchemaSet>();
+};
+
 /// What the entity loader may serve while a compile runs on this thread.
 struct Resolver {
     files: HashMap<String, PathBuf>,
@@ -175,9 +183,14 @@ static INIT: Once = Once::new();
 fn init_libxml() {
     INIT.call_once(|| {
         libxml::init_parser();
-        // SAFETY: called once, before any SchemaSet exists; `entity_loader` is a plain function
-        // that is valid for the life of the process.
-        unsafe { ffi::xmlSetExternalEntityLoader(Some(entity_loader)) }
+        // The schema built-in types are initialised lazily and, in libxml2 2.9, without a lock:
+        // do it here, once, so concurrent first loads cannot race on it.
+        // SAFETY: called once (inside `Once`), before any SchemaSet exists; `entity_loader` is a
+        // plain function that is valid for the life of the process.
+        unsafe {
+            ffi::xmlSchemaInitTypes();
+            ffi::xmlSetExternalEntityLoader(Some(entity_loader));
+        }
     });
 }
 

@@ -62,7 +62,12 @@ impl TestServer {
         let handle = tokio::spawn(kadgate::server::run(listener, gw, async move {
             let _ = rx.await;
         }));
-        let srv = TestServer { base, data_dir, stop: Some(tx), handle: Some(handle) };
+        let srv = TestServer {
+            base,
+            data_dir,
+            stop: Some(tx),
+            handle: Some(handle),
+        };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
             if let Ok(r) = client().get(format!("{}/readyz", srv.base)).send().await {
@@ -83,9 +88,18 @@ impl TestServer {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 pub async fn post_xml(base: &str, body: Vec<u8>) -> reqwest::Response {
-    client().post(format!("{base}/kith")).header("content-type", "application/xml").body(body).send().await.unwrap()
+    client()
+        .post(format!("{base}/kith"))
+        .header("content-type", "application/xml")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
 }
