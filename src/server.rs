@@ -51,7 +51,12 @@ impl Gateway {
         )?;
         let store: Arc<dyn Store> = Arc::new(store);
         let rules = Arc::new(Rules::from_config(&config));
-        let pipeline = Arc::new(Pipeline::new(store.clone(), rules, Some(Arc::new(schemas))));
+        let pipeline = Arc::new(Pipeline::with_workers(
+            store.clone(),
+            rules,
+            Some(Arc::new(schemas)),
+            config.server.workers,
+        ));
         Ok(Gateway {
             config,
             pipeline,

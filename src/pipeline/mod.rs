@@ -49,6 +49,9 @@ pub struct Pipeline {
     store: Arc<dyn Store>,
     rules: Arc<Rules>,
     schemas: Option<Arc<SchemaSet>>,
+    /// One permit per core: checks are CPU work, and running more at once than there are cores
+    /// only adds context switches and latency.
+    cpu: Arc<tokio::sync::Semaphore>,
 }
 
 fn now_datetime() -> String {
@@ -57,10 +60,28 @@ fn now_datetime() -> String {
 
 impl Pipeline {
     pub fn new(store: Arc<dyn Store>, rules: Arc<Rules>, schemas: Option<Arc<SchemaSet>>) -> Self {
+        Self::with_workers(store, rules, schemas, 0)
+    }
+
+    /// `workers` = how many checks may run at once (0 = the number of cores).
+    pub fn with_workers(
+        store: Arc<dyn Store>,
+        rules: Arc<Rules>,
+        schemas: Option<Arc<SchemaSet>>,
+        workers: usize,
+    ) -> Self {
+        let n = if workers == 0 {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        } else {
+            workers
+        };
         Pipeline {
             store,
             rules,
             schemas,
+            cpu: Arc::new(tokio::sync::Semaphore::new(n)),
         }
     }
 
@@ -76,6 +97,11 @@ impl Pipeline {
     pub async fn check(&self, bytes: Arc<Vec<u8>>) -> Result<Outcome, PipelineError> {
         let rules = self.rules.clone();
         let schemas = self.schemas.clone();
+        let _permit = self
+            .cpu
+            .acquire()
+            .await
+            .map_err(|e| PipelineError::Worker(e.to_string()))?;
         tokio::task::spawn_blocking(move || {
             let checker = Checker {
                 rules: &rules,
