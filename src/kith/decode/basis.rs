@@ -99,6 +99,19 @@ fn message_header(
         );
         default_type.to_string()
     });
+    // Older senders write the short codes of the 1.0 era (`H`, `E`); the 8279 code is the
+    // namespace's type, which is what receipts and reports use.
+    let msg_type = if msg_type.len() <= 2 && msg_type != default_type {
+        notes.note(
+            dcodes::MSG_TYPE_MISSING,
+            Severity::Info,
+            "/Message/Type",
+            format!("short type code {msg_type:?} read as {default_type}"),
+        );
+        default_type.to_string()
+    } else {
+        msg_type
+    };
     Header {
         format,
         msg_type,
