@@ -191,22 +191,27 @@ fn load_schemas(standards: &Path) -> Result<kadgate::xsd::SchemaSet, ExitCode> {
     })
 }
 
+/// Config, rules and the compiled schema set for the commands that check without serving.
+fn offline_setup(
+    config: Option<PathBuf>,
+    standards: Option<PathBuf>,
+) -> Result<(Rules, kadgate::xsd::SchemaSet, PathBuf), ExitCode> {
+    let cfg = load_config(config.as_deref())?;
+    let standards = config::standards_dir(standards.as_deref(), &cfg);
+    let schemas = load_schemas(&standards)?;
+    Ok((Rules::from_config(&cfg), schemas, standards))
+}
+
 fn validate(
     json: bool,
     config: Option<PathBuf>,
     standards: Option<PathBuf>,
     files: Vec<PathBuf>,
 ) -> ExitCode {
-    let cfg = match load_config(config.as_deref()) {
-        Ok(c) => c,
+    let (rules, schemas, _) = match offline_setup(config, standards) {
+        Ok(x) => x,
         Err(code) => return code,
     };
-    let standards = config::standards_dir(standards.as_deref(), &cfg);
-    let schemas = match load_schemas(&standards) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let rules = Rules::from_config(&cfg);
     let checker = Checker {
         rules: &rules,
         schemas: Some(&schemas),
@@ -230,16 +235,10 @@ fn validate(
 }
 
 fn conformance(json: bool, config: Option<PathBuf>, standards: Option<PathBuf>) -> ExitCode {
-    let cfg = match load_config(config.as_deref()) {
-        Ok(c) => c,
+    let (rules, schemas, standards) = match offline_setup(config, standards) {
+        Ok(x) => x,
         Err(code) => return code,
     };
-    let standards = config::standards_dir(standards.as_deref(), &cfg);
-    let schemas = match load_schemas(&standards) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let rules = Rules::from_config(&cfg);
     let checker = Checker {
         rules: &rules,
         schemas: Some(&schemas),
