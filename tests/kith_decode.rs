@@ -249,7 +249,7 @@ fn henvisning_10_acceptance_case() {
         "henvisning/examples/sarepta-akseptansetest/TestcaseHenvisningMottak/Case1.xml",
         Expect {
             format: Some(Format::Henvisning10),
-            msg_type: Some("H"),
+            msg_type: Some("HENVISNING"),
             msg_id: Some("cef6ac80-5f27-11df-a08a-0800200c9a66"),
             sender_her: Some("56704"),
             receiver_her: None,
@@ -397,7 +397,7 @@ fn epikrise_11_acceptance_case() {
         "epikrise/examples/sarepta-akseptansetest/Case-mottak-epikrise1_1/Epikrise1-1-case 1.xml",
         Expect {
             format: Some(Format::Epikrise11),
-            msg_type: Some("E"),
+            msg_type: Some("EPIKRISE"),
             msg_id: Some("25904950-a0fd-11dd-ad8b-0800200c9a66"),
             // Sender = ServProvider (ENH institution; HER only as the person's AdditionalId).
             sender_leaf: Some("258.521"),

@@ -185,6 +185,11 @@ proptest! {
         let _ = r.schema_valid();
     }
 
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
     #[test]
     fn mutated_examples_are_decided(
         dialog in any::<bool>(),
