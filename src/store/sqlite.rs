@@ -417,11 +417,6 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         )));
     }
     apply_common_pragmas(&conn)?;
-    // Checkpoint the WAL into the database every 8192 pages (32 MiB) instead of SQLite's default
-    // 1000: under a steady stream of 10 KB messages the default checkpoints (and fsyncs the main
-    // file) every few hundred messages.
-    conn.pragma_update(None, "wal_autocheckpoint", 8192)
-        .map_err(|e| db_err("set wal_autocheckpoint", e))?;
     Ok(conn)
 }
 
