@@ -9,6 +9,15 @@
 //! - [`basis`]: Henvisning 1.0/1.1 and Epikrise 1.x basismeldinger
 //! - [`apprec`]: AppRec 1.0/1.1
 //! - [`common`]: shared building blocks
+//!
+//! Not read yet (what a KITH → model → KITH round trip loses today):
+//! - only the first `Dept` and the first `HCPerson` of a basismelding `HCP` (a note says so);
+//! - `MedSpeciality`, MsgHead `ComMethod`, `RequestedPriority`, attachment metadata and documents after the first;
+//! - the patient's related parties (`PatRelHCP`, relatives, `PatRelInst`) and `Consent`;
+//! - Epikrise `RelServProvider`, `Event/Service`, `AdmOutcome`; diagnosis modifiers and coded text fields;
+//! - numeric results (so `Referral::observations` stays empty), structured PLO content (IPLOS,
+//!   medication lists, events), Henvisning 2.0 extras (pakkeforløp, vurdering, contact persons), `ReqServ/ReqDate`;
+//! - Dialogmelding `SakstypeKodet`; AppRec `Error@OT`; basismelding `Status` and `MIGversion`.
 
 mod apprec;
 mod basis;
