@@ -24,7 +24,7 @@ async fn post_restart_and_duplicate() {
     let text = String::from_utf8_lossy(&apprec1);
     assert!(text.contains("<Status V=\"1\""), "{text}");
     assert!(
-        text.contains("6d3d6947-5f39-11df-a08a-0800200c9a66") || text.contains("<OriginalMsgId>"),
+        text.contains("<Id>cef6ac80-5f27-11df-a08a-0800200c9a66</Id>\n  </OriginalMsgId>"),
         "{text}"
     );
 

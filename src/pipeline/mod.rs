@@ -179,7 +179,8 @@ impl Pipeline {
             sender_key: outcome.sender_key(),
             dedup_key: outcome.dedup_key(),
             status: outcome.disposition.as_str().to_string(),
-            raw: (*bytes).clone(),
+            // The check is done with the bytes: take them back instead of copying.
+            raw: Arc::try_unwrap(bytes).unwrap_or_else(|shared| (*shared).clone()),
             header_json,
             body_json,
             findings_json: serde_json::to_string(&findings).expect("serialisable"),
@@ -187,14 +188,29 @@ impl Pipeline {
             receipts,
             reply_json,
         };
-        let stored = self.store.ingest(new.clone()).await?;
+        // Keep only what the answer needs; the message itself moves into the store.
+        let status = new.status.clone();
+        let msg_type = new.msg_type.clone();
+        let reply_json = new.reply_json.clone();
+        let receipts: Vec<StoredReceipt> = new
+            .receipts
+            .iter()
+            .map(|r| StoredReceipt {
+                receiver_key: r.receiver_key.clone(),
+                receipt_id: r.receipt_id.clone(),
+                status: r.status.clone(),
+                content_type: r.content_type.clone(),
+                body: r.body.clone(),
+            })
+            .collect();
+        let stored = self.store.ingest(new).await?;
         Ok(match stored {
             IngestOutcome::Stored { id } => {
                 tracing::info!(
                     message_id = id,
-                    status = new.status,
-                    msg_type = new.msg_type.as_deref().unwrap_or("-"),
-                    receipts = new.receipts.len(),
+                    status = status.as_str(),
+                    msg_type = msg_type.as_deref().unwrap_or("-"),
+                    receipts = receipts.len(),
                     findings = findings.len(),
                     channel,
                     "message stored"
@@ -202,19 +218,9 @@ impl Pipeline {
                 Reply {
                     message_id: id,
                     duplicate: false,
-                    status: new.status,
-                    receipts: new
-                        .receipts
-                        .into_iter()
-                        .map(|r| StoredReceipt {
-                            receiver_key: r.receiver_key,
-                            receipt_id: r.receipt_id,
-                            status: r.status,
-                            content_type: r.content_type,
-                            body: r.body,
-                        })
-                        .collect(),
-                    json: new.reply_json,
+                    status,
+                    receipts,
+                    json: reply_json,
                 }
             }
             IngestOutcome::Duplicate {
