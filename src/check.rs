@@ -17,7 +17,7 @@ use crate::kith::detect::{detect, Detection};
 use crate::kith::semantics::{self, Paths};
 use crate::model::{Body, Format, Header, Message, Organisation, ReceiptStatus};
 use crate::xml::{self, Limits};
-use crate::xsd::SchemaSet;
+use crate::xsd::{SchemaSet, XsdReport};
 
 /// One of our organisations, ready for matching.
 #[derive(Debug, Clone)]
@@ -307,12 +307,47 @@ fn ot_from(findings: &[Finding], codes: &[&str]) -> Option<String> {
     Some(s)
 }
 
+/// A message after [`Checker::read`]: either already answered (unreadable, unknown kind, empty
+/// envelope) or decoded and waiting for its schema verdict.
+pub enum Stage {
+    Done(Box<Outcome>),
+    Decoded(Box<Pending>),
+}
+
+/// A decoded message whose schema verdict is still to come.
+pub struct Pending {
+    findings: Vec<Finding>,
+    format: Format,
+    root_name: String,
+    message: Message,
+}
+
+impl Stage {
+    /// Whether [`Checker::finish`] wants an XSD report for this message.
+    pub fn wants_schema(&self) -> bool {
+        matches!(self, Stage::Decoded(_))
+    }
+}
+
 impl Checker<'_> {
+    /// Every check on one message: [`read`](Self::read), XSD validation when the schema set is
+    /// loaded, then [`finish`](Self::finish).
     pub fn check(&self, bytes: &[u8]) -> Outcome {
+        let stage = self.read(bytes);
+        let xsd = match self.schemas {
+            Some(s) if stage.wants_schema() => Some(s.validate(bytes)),
+            _ => None,
+        };
+        self.finish(stage, xsd)
+    }
+
+    /// The part of the check that needs no schema: read, detect and decode. Split from
+    /// [`finish`](Self::finish) so that a batch can do this while the schema set is still compiling.
+    pub fn read(&self, bytes: &[u8]) -> Stage {
         let mut findings = Vec::new();
         let doc = match xml::scan(bytes, &self.rules.limits) {
             Ok(d) => d,
-            Err(e) => return self.unreadable(bytes, e, findings),
+            Err(e) => return Stage::Done(Box::new(self.unreadable(bytes, e, findings))),
         };
         let detected = match detect(&doc.root) {
             Detection::Known(d) => d,
@@ -326,7 +361,9 @@ impl Checker<'_> {
                     ),
                 ));
                 let header = salvage_header(&doc.root);
-                return self.answer_without_reading(header, findings, "T10", true);
+                return Stage::Done(Box::new(
+                    self.answer_without_reading(header, findings, "T10", true),
+                ));
             }
             Detection::EmptyEnvelope => {
                 findings.push(Finding::error(
@@ -334,7 +371,7 @@ impl Checker<'_> {
                     "/EI_fellesformat",
                     "the envelope holds no KITH message",
                 ));
-                return Outcome {
+                return Stage::Done(Box::new(Outcome {
                     well_formed: true,
                     schema_valid: None,
                     format: None,
@@ -343,20 +380,35 @@ impl Checker<'_> {
                     findings,
                     disposition: Disposition::Unreadable,
                     receipts: Vec::new(),
-                };
+                }));
             }
         };
         let format = detected.inner.unwrap_or(detected.format);
         let root_name = format!("/{}", detected.root.name);
         let decoded = decode(&detected);
         findings.extend(decoded.findings);
-        let message = decoded.message;
+        Stage::Decoded(Box::new(Pending {
+            findings,
+            format,
+            root_name,
+            message: decoded.message,
+        }))
+    }
 
-        // Schema validation (libxml2), when the schema set is loaded.
+    /// The rest of the check, given the XSD report for the same bytes (None: schemas not loaded).
+    pub fn finish(&self, stage: Stage, xsd: Option<XsdReport>) -> Outcome {
+        let Pending {
+            mut findings,
+            format,
+            root_name,
+            message,
+        } = match stage {
+            Stage::Done(o) => return *o,
+            Stage::Decoded(p) => *p,
+        };
         let mut schema_valid = None;
         let mut xsd_findings = Vec::new();
-        if let Some(s) = self.schemas {
-            let rep = s.validate(bytes);
+        if let Some(rep) = xsd {
             schema_valid = Some(rep.schema_valid());
             xsd_findings = rep.findings;
         }

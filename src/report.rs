@@ -5,8 +5,12 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::check::{Checker, Outcome};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use crate::check::{Checker, Mode, Outcome, Rules, Stage};
 use crate::finding::{Finding, Severity};
+use crate::xsd::SchemaSet;
 
 #[derive(Debug, Serialize)]
 pub struct AppRecVerdict {
@@ -103,33 +107,116 @@ fn unreadable_file(file: &str, e: &std::io::Error) -> Rendered {
     }
 }
 
-/// Check every file, using all cores; results in the order given.
-pub fn validate_files(checker: &Checker<'_>, files: &[PathBuf]) -> Vec<Rendered> {
+/// Where one file is in a batch.
+enum Slot {
+    Waiting,
+    Read(Vec<u8>, Stage),
+    Rendered(Box<Rendered>),
+}
+
+/// Check every file on all cores; results in the order given.
+///
+/// The schema set is compiled by `load` on one worker while the other workers already read and
+/// decode files (the part of the check that needs no schema); XSD validation starts as soon as
+/// the set is ready. Files are handed out one at a time, largest first, so that one large file at
+/// the end of the list cannot leave a core idle. Returns `load`'s error if the set cannot be built.
+pub fn validate_files<E: Send + Sync>(
+    rules: &Rules,
+    mode: Mode,
+    load: impl FnOnce() -> Result<SchemaSet, E> + Send,
+    files: &[PathBuf],
+) -> Result<Vec<Rendered>, E> {
+    let checker = Checker {
+        rules,
+        schemas: None,
+        mode,
+    };
+    let n = files.len();
+    // Largest first (longest-processing-time order); unreadable sizes count as 0.
+    let mut order: Vec<usize> = (0..n).collect();
+    let sizes: Vec<u64> = files
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
+
+    let slots: Vec<Mutex<Slot>> = (0..n).map(|_| Mutex::new(Slot::Waiting)).collect();
+    let loader = Mutex::new(Some(load));
+    let schemas: OnceLock<Result<SchemaSet, E>> = OnceLock::new();
+    let next_read = AtomicUsize::new(0);
+    let next_xsd = AtomicUsize::new(0);
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .min(files.len().max(1));
-    let chunk = files.len().div_ceil(threads).max(1);
+        .clamp(1, n.max(1));
+
+    let worker = || {
+        // 1. Compile the schema set, if no other worker has taken that job.
+        let job = loader.lock().ok().and_then(|mut l| l.take());
+        if let Some(load) = job {
+            let _ = schemas.set(load());
+        }
+        // 2. Read and decode files until none is left.
+        loop {
+            let k = next_read.fetch_add(1, Ordering::Relaxed);
+            let Some(&i) = order.get(k) else { break };
+            let name = files[i].to_string_lossy().into_owned();
+            let slot = match std::fs::read(&files[i]) {
+                Ok(bytes) => {
+                    let stage = checker.read(&bytes);
+                    Slot::Read(bytes, stage)
+                }
+                Err(e) => Slot::Rendered(Box::new(unreadable_file(&name, &e))),
+            };
+            if let Ok(mut s) = slots[i].lock() {
+                *s = slot;
+            }
+        }
+        // 3. Schema-validate and finish, once the schema set is there.
+        let Ok(set) = schemas.wait() else { return };
+        loop {
+            let k = next_xsd.fetch_add(1, Ordering::Relaxed);
+            let Some(&i) = order.get(k) else { break };
+            // Another worker may still be reading this file: wait for it.
+            let taken = loop {
+                let Ok(mut s) = slots[i].lock() else { return };
+                match std::mem::replace(&mut *s, Slot::Waiting) {
+                    Slot::Waiting => {}
+                    Slot::Read(bytes, stage) => break Some((bytes, stage)),
+                    done @ Slot::Rendered(_) => {
+                        *s = done;
+                        break None;
+                    }
+                }
+                drop(s);
+                std::thread::yield_now();
+            };
+            let Some((bytes, stage)) = taken else {
+                continue;
+            };
+            let xsd = stage.wants_schema().then(|| set.validate(&bytes));
+            let name = files[i].to_string_lossy();
+            let rendered = render(&name, &checker.finish(stage, xsd));
+            if let Ok(mut s) = slots[i].lock() {
+                *s = Slot::Rendered(Box::new(rendered));
+            }
+        }
+    };
     std::thread::scope(|s| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|p| {
-                            let name = p.to_string_lossy().into_owned();
-                            match std::fs::read(p) {
-                                Ok(bytes) => render(&name, &checker.check(&bytes)),
-                                Err(e) => unreadable_file(&name, &e),
-                            }
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("validation thread"))
-            .collect()
-    })
+        for _ in 0..threads {
+            s.spawn(worker);
+        }
+    });
+    match schemas.into_inner() {
+        Some(Err(e)) => return Err(e),
+        Some(Ok(_)) => {}
+        None => unreachable!("a worker always runs the loader"),
+    }
+    Ok(slots
+        .into_iter()
+        .map(|m| match m.into_inner() {
+            Ok(Slot::Rendered(r)) => *r,
+            _ => unreachable!("every file is rendered once the schema set is loaded"),
+        })
+        .collect())
 }

@@ -9,15 +9,12 @@ use std::time::{Duration, Instant};
 
 use kadgate::xsd::{SchemaSet, XsdReport};
 
-fn standards_dir() -> PathBuf {
-    match std::env::var_os("KADGATE_STANDARDS_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/standards"),
-    }
-}
+mod common;
+
+use common::{kith_verdicts as expectations, Verdict as Expected};
 
 fn kith_dir() -> PathBuf {
-    standards_dir().join("kith")
+    common::standards().join("kith")
 }
 
 /// One compiled schema set shared by the tests of this binary (they run on several threads).
@@ -33,36 +30,6 @@ fn schemas() -> &'static SchemaSet {
         );
         set
     })
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expected {
-    Valid,
-    Invalid,
-    NotWellFormed,
-}
-
-/// The `| STATUS | `path` | ... |` rows of VALIDATION.md.
-fn expectations() -> Vec<(Expected, PathBuf)> {
-    let kith = kith_dir();
-    let table =
-        std::fs::read_to_string(kith.join("VALIDATION.md")).expect("VALIDATION.md readable");
-    let mut rows = Vec::new();
-    for line in table.lines() {
-        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        if cells.len() < 4 || !cells[0].is_empty() {
-            continue;
-        }
-        let expected = match cells[1] {
-            "VALID" => Expected::Valid,
-            "INVALID" => Expected::Invalid,
-            "NOT-WELL-FORMED" => Expected::NotWellFormed,
-            _ => continue,
-        };
-        let path = cells[2].trim_matches('`');
-        rows.push((expected, kith.join(path)));
-    }
-    rows
 }
 
 fn verdict(report: &XsdReport) -> Expected {

@@ -36,6 +36,36 @@ pub fn all_examples() -> Vec<PathBuf> {
     out
 }
 
+/// A verdict of `standards/kith/VALIDATION.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Valid,
+    Invalid,
+    NotWellFormed,
+}
+
+/// The `| STATUS | `path` | ... |` rows of `kith/VALIDATION.md`, paths absolute.
+pub fn kith_verdicts() -> Vec<(Verdict, PathBuf)> {
+    let kith = standards().join("kith");
+    let table =
+        std::fs::read_to_string(kith.join("VALIDATION.md")).expect("VALIDATION.md readable");
+    let mut rows = Vec::new();
+    for line in table.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 4 || !cells[0].is_empty() {
+            continue;
+        }
+        let verdict = match cells[1] {
+            "VALID" => Verdict::Valid,
+            "INVALID" => Verdict::Invalid,
+            "NOT-WELL-FORMED" => Verdict::NotWellFormed,
+            _ => continue,
+        };
+        rows.push((verdict, kith.join(cells[2].trim_matches('`'))));
+    }
+    rows
+}
+
 /// A running in-process server.
 pub struct TestServer {
     pub base: String,
