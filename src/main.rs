@@ -8,11 +8,6 @@ use clap::{Parser, Subcommand};
 use kadgate::check::{Checker, Mode, Rules};
 use kadgate::config::{self, Config};
 
-/// mimalloc instead of the system allocator: scanning and decoding allocate many small strings
-/// from several threads at once, where glibc's malloc showed up as the largest single cost.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "kadgate",
