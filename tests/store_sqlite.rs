@@ -274,9 +274,15 @@ async fn duplicate_returns_first_copy() {
             status,
             receipts,
             reply_json,
+            content_sha256,
         } => {
             assert_eq!(dup_id, id);
             assert_eq!(status, "accepted");
+            assert_eq!(
+                content_sha256.as_deref(),
+                Some(kadgate::store::content_sha256(&first.raw).as_str()),
+                "the first copy's hash, not the resend's"
+            );
             assert_eq!(receipts, want, "identical receipt bytes");
             assert_eq!(reply_json, first.reply_json);
         }

@@ -228,6 +228,7 @@ impl Pipeline {
                 status,
                 receipts,
                 reply_json,
+                ..
             } => {
                 tracing::info!(
                     message_id = id,

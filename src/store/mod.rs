@@ -101,7 +101,16 @@ pub enum IngestOutcome {
         status: String,
         receipts: Vec<StoredReceipt>,
         reply_json: Option<String>,
+        /// [`content_sha256`] of the first copy (None for rows stored before it was recorded):
+        /// lets a caller tell a resend from a different message that reuses the id.
+        content_sha256: Option<String>,
     },
+}
+
+/// SHA-256 of a message's raw bytes, lower-case hex, as the store records it.
+pub fn content_sha256(raw: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(raw))
 }
 
 /// A stored message's metadata (no raw bytes, no patient data).

@@ -29,7 +29,10 @@ use super::{
 };
 
 /// Schema migrations, applied in order; the index + 1 is the schema version.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/sqlite/0001_init.sql"),
+    include_str!("migrations/sqlite/0002_content_hash.sql"),
+];
 
 /// How long a connection waits for a lock held by another connection/process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -81,6 +84,8 @@ type Reply = oneshot::Sender<Result<IngestOutcome, StoreError>>;
 
 struct Job {
     msg: NewMessage,
+    /// SHA-256 of `msg.raw`, hex; computed by the caller's task, not on the writer thread.
+    sha256: String,
     reply: Reply,
 }
 
@@ -239,8 +244,9 @@ impl Store for SqliteStore {
             guard.as_ref().cloned().ok_or(StoreError::Closed)?
         };
         let (reply, rx) = oneshot::channel();
+        let sha256 = super::content_sha256(&msg.raw);
         sender
-            .send(Job { msg, reply })
+            .send(Job { msg, sha256, reply })
             .await
             .map_err(|_| StoreError::Closed)?;
         drop(sender);
@@ -254,13 +260,14 @@ impl Store for SqliteStore {
             let tx = conn.transaction()?;
             let found = lookup_dedup(&tx, &key)?;
             let outcome = match found {
-                Some((id, status, reply_json)) => {
+                Some((id, status, reply_json, content_sha256)) => {
                     let receipts = load_receipts(&tx, id)?;
                     Some(IngestOutcome::Duplicate {
                         id,
                         status,
                         receipts,
                         reply_json,
+                        content_sha256,
                     })
                 }
                 None => None,
@@ -560,7 +567,7 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<Job>, counters: &Counters) {
         Err(e) => Err(db_err("begin write transaction", e)),
         Ok(()) => {
             for job in batch.iter() {
-                results.push(ingest_in_savepoint(conn, &job.msg));
+                results.push(ingest_in_savepoint(conn, &job.msg, &job.sha256));
             }
             conn.execute_batch("COMMIT")
                 .map_err(|e| db_err("commit", e))
@@ -598,10 +605,14 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<Job>, counters: &Counters) {
     }
 }
 
-fn ingest_in_savepoint(conn: &Connection, msg: &NewMessage) -> Result<IngestOutcome, StoreError> {
+fn ingest_in_savepoint(
+    conn: &Connection,
+    msg: &NewMessage,
+    sha256: &str,
+) -> Result<IngestOutcome, StoreError> {
     conn.execute_batch("SAVEPOINT job")
         .map_err(|e| db_err("savepoint", e))?;
-    match ingest_one(conn, msg) {
+    match ingest_one(conn, msg, sha256) {
         Ok(outcome) => {
             conn.execute_batch("RELEASE job")
                 .map_err(|e| db_err("release savepoint", e))?;
@@ -617,9 +628,13 @@ fn ingest_in_savepoint(conn: &Connection, msg: &NewMessage) -> Result<IngestOutc
 }
 
 /// Dedup check, then insert message and receipts. Runs inside the writer transaction.
-fn ingest_one(conn: &Connection, msg: &NewMessage) -> rusqlite::Result<IngestOutcome> {
+fn ingest_one(
+    conn: &Connection,
+    msg: &NewMessage,
+    sha256: &str,
+) -> rusqlite::Result<IngestOutcome> {
     if let Some(key) = &msg.dedup_key {
-        if let Some((id, status, reply_json)) = lookup_dedup(conn, key)? {
+        if let Some((id, status, reply_json, content_sha256)) = lookup_dedup(conn, key)? {
             conn.prepare_cached(
                 "UPDATE messages SET duplicate_count = duplicate_count + 1 WHERE id = ?1",
             )?
@@ -630,6 +645,7 @@ fn ingest_one(conn: &Connection, msg: &NewMessage) -> rusqlite::Result<IngestOut
                 status,
                 receipts,
                 reply_json,
+                content_sha256,
             });
         }
     }
@@ -637,8 +653,8 @@ fn ingest_one(conn: &Connection, msg: &NewMessage) -> rusqlite::Result<IngestOut
         .prepare_cached(
             "INSERT INTO messages (received_at, channel, direction, format, msg_type, msg_id, sender_key, \
              dedup_key, status, raw, header_json, body_json, findings_json, correlates_to, reply_json, \
-             duplicate_count) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0) RETURNING id",
+             duplicate_count, content_sha256) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0, ?16) RETURNING id",
         )?
         .query_row(
             params![
@@ -657,6 +673,7 @@ fn ingest_one(conn: &Connection, msg: &NewMessage) -> rusqlite::Result<IngestOut
                 msg.findings_json,
                 msg.correlates_to,
                 msg.reply_json,
+                sha256,
             ],
             |r| r.get(0),
         )?;
@@ -683,13 +700,17 @@ fn ingest_one(conn: &Connection, msg: &NewMessage) -> rusqlite::Result<IngestOut
 // ---------------------------------------------------------------------------------------------
 // Shared queries
 
-fn lookup_dedup(
-    conn: &Connection,
-    key: &str,
-) -> rusqlite::Result<Option<(i64, String, Option<String>)>> {
-    conn.prepare_cached("SELECT id, status, reply_json FROM messages WHERE dedup_key = ?1")?
-        .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()
+/// id, status, reply_json and content_sha256 of the message stored under a dedup key.
+type DedupRow = (i64, String, Option<String>, Option<String>);
+
+fn lookup_dedup(conn: &Connection, key: &str) -> rusqlite::Result<Option<DedupRow>> {
+    conn.prepare_cached(
+        "SELECT id, status, reply_json, content_sha256 FROM messages WHERE dedup_key = ?1",
+    )?
+    .query_row(params![key], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })
+    .optional()
 }
 
 fn load_receipts(conn: &Connection, message_id: i64) -> rusqlite::Result<Vec<StoredReceipt>> {
