@@ -67,12 +67,39 @@ pub mod codes {
     pub const XML_TOO_LARGE: &str = "xml.too-large";
     pub const XML_ENCODING: &str = "xml.encoding-unsupported";
     pub const XML_EMPTY: &str = "xml.empty";
+    // --- transport / scanning (hardened JSON reader, FHIR input) ---
+    pub const JSON_NOT_WELL_FORMED: &str = "json.not-well-formed";
+    pub const JSON_TOO_LARGE: &str = "json.too-large";
+    pub const JSON_TOO_DEEP: &str = "json.too-deep";
+    pub const JSON_TOO_MANY_VALUES: &str = "json.too-many-values";
+    pub const JSON_DUPLICATE_KEY: &str = "json.duplicate-key";
+    pub const JSON_NUMBER_OUT_OF_RANGE: &str = "json.number-out-of-range";
+    pub const JSON_NOT_UTF8: &str = "json.not-utf8";
+    pub const JSON_BYTE_ORDER_MARK: &str = "json.byte-order-mark";
+    pub const JSON_EMPTY: &str = "json.empty";
     // --- schema ---
     pub const XSD_INVALID: &str = "xsd.invalid";
     pub const XSD_NO_SCHEMA: &str = "xsd.no-schema";
     // --- message kind ---
     pub const MSG_UNSUPPORTED: &str = "message.unsupported-kind";
     pub const MSG_ENVELOPE_EMPTY: &str = "message.envelope-empty";
+    // --- FHIR R4 structure (src/fhir/validate.rs) ---
+    pub const FHIR_NOT_A_RESOURCE: &str = "fhir.not-a-resource";
+    pub const FHIR_UNKNOWN_RESOURCE_TYPE: &str = "fhir.unknown-resource-type";
+    pub const FHIR_UNKNOWN_ELEMENT: &str = "fhir.unknown-element";
+    pub const FHIR_REQUIRED: &str = "fhir.required";
+    pub const FHIR_CARDINALITY: &str = "fhir.cardinality";
+    pub const FHIR_CHOICE_CONFLICT: &str = "fhir.choice-conflict";
+    pub const FHIR_TYPE: &str = "fhir.type";
+    pub const FHIR_VALUE_FORMAT: &str = "fhir.value-format";
+    pub const FHIR_EMPTY: &str = "fhir.empty";
+    pub const FHIR_CODE_NOT_IN_VALUESET: &str = "fhir.code-not-in-valueset";
+    pub const FHIR_INVARIANT: &str = "fhir.invariant";
+    // --- FHIR R4 semantics: messages, documents, references, Norwegian identifiers ---
+    pub const FHIR_REFERENCE_UNRESOLVED: &str = "fhir.reference-unresolved";
+    pub const FHIR_MESSAGE_FOCUS_MISSING: &str = "fhir.message-focus-missing";
+    pub const FHIR_IDENTIFIER_INVALID: &str = "fhir.identifier-invalid";
+    pub const FHIR_IDENTIFIER_SYSTEM_DEPRECATED: &str = "fhir.identifier-system-deprecated";
     // --- header semantics ---
     pub const MSGID_MISSING: &str = "header.msgid-missing";
     pub const MSGID_NOT_UUID: &str = "header.msgid-not-uuid";
