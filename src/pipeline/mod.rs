@@ -54,7 +54,7 @@ pub struct Pipeline {
     cpu: Arc<tokio::sync::Semaphore>,
 }
 
-fn now_datetime() -> String {
+pub(crate) fn now_datetime() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
@@ -189,10 +189,19 @@ impl Pipeline {
             reply_json,
         };
         // Keep only what the answer needs; the message itself moves into the store.
-        let status = new.status.clone();
-        let msg_type = new.msg_type.clone();
-        let reply_json = new.reply_json.clone();
-        let receipts: Vec<StoredReceipt> = new
+        let fresh = fresh_reply(&new);
+        let stored = self.store.ingest(new).await?;
+        Ok(reply_of(stored, fresh, channel))
+    }
+}
+
+/// The answer a message will get if the store takes it as new (the id is filled in then).
+fn fresh_reply(new: &NewMessage) -> Reply {
+    Reply {
+        message_id: 0,
+        duplicate: false,
+        status: new.status.clone(),
+        receipts: new
             .receipts
             .iter()
             .map(|r| StoredReceipt {
@@ -202,48 +211,48 @@ impl Pipeline {
                 content_type: r.content_type.clone(),
                 body: r.body.clone(),
             })
-            .collect();
-        let stored = self.store.ingest(new).await?;
-        Ok(match stored {
-            IngestOutcome::Stored { id } => {
-                tracing::info!(
-                    message_id = id,
-                    status = status.as_str(),
-                    msg_type = msg_type.as_deref().unwrap_or("-"),
-                    receipts = receipts.len(),
-                    findings = findings.len(),
-                    channel,
-                    "message stored"
-                );
-                Reply {
-                    message_id: id,
-                    duplicate: false,
-                    status,
-                    receipts,
-                    json: reply_json,
-                }
+            .collect(),
+        json: new.reply_json.clone(),
+    }
+}
+
+/// What to answer: `fresh` (under the new id) when the message was stored; for a duplicate, the
+/// first copy's stored answer, byte for byte.
+fn reply_of(stored: IngestOutcome, fresh: Reply, channel: &str) -> Reply {
+    match stored {
+        IngestOutcome::Stored { id } => {
+            tracing::info!(
+                message_id = id,
+                status = fresh.status.as_str(),
+                receipts = fresh.receipts.len(),
+                channel,
+                "message stored"
+            );
+            Reply {
+                message_id: id,
+                ..fresh
             }
-            IngestOutcome::Duplicate {
-                id,
+        }
+        IngestOutcome::Duplicate {
+            id,
+            status,
+            receipts,
+            reply_json,
+            ..
+        } => {
+            tracing::info!(
+                message_id = id,
+                channel,
+                "duplicate answered with the stored receipt"
+            );
+            Reply {
+                message_id: id,
+                duplicate: true,
                 status,
                 receipts,
-                reply_json,
-                ..
-            } => {
-                tracing::info!(
-                    message_id = id,
-                    channel,
-                    "duplicate answered with the stored receipt"
-                );
-                Reply {
-                    message_id: id,
-                    duplicate: true,
-                    status,
-                    receipts,
-                    json: reply_json,
-                }
+                json: reply_json,
             }
-        })
+        }
     }
 }
 
