@@ -146,8 +146,9 @@ async fn post_kith(
     }
 }
 
-/// Turn a pipeline reply into the HTTP answer.
-pub fn reply_response(reply: Reply) -> Response {
+/// The headers every stored answer carries: the stored message's id, whether this was a duplicate,
+/// and the status at the door.
+fn reply_headers(reply: &Reply) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert("x-kadgate-message-id", HeaderValue::from(reply.message_id));
     headers.insert(
@@ -157,6 +158,12 @@ pub fn reply_response(reply: Reply) -> Response {
     if let Ok(v) = HeaderValue::from_str(&reply.status) {
         headers.insert("x-kadgate-status", v);
     }
+    headers
+}
+
+/// Turn a pipeline reply into the HTTP answer.
+pub fn reply_response(reply: Reply) -> Response {
+    let mut headers = reply_headers(&reply);
     if reply.receipts.len() == 1 {
         let r = &reply.receipts[0];
         headers.insert(
