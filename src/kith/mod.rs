@@ -7,6 +7,7 @@
 pub mod apprec;
 pub mod decode;
 pub mod detect;
+pub mod encode;
 pub mod semantics;
 
 /// Namespaces kadgate knows (FACTS §1).
