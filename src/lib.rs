@@ -8,6 +8,7 @@
 //! - [`xml`]      the hardened XML reader (size/depth caps, no DTD, no foreign entities)
 //! - [`xsd`]      libxml2 XSD validation: the one module allowed `unsafe`
 //! - [`kith`]     KITH messages: kind detection, decoders, header semantics, AppRec encoder
+//! - [`fhir`]     FHIR R4 JSON: decoder and encoder on the same model
 //! - [`check`]    the whole check of one message → findings + the receipt decision (no I/O)
 //! - [`config`]   TOML → typed config, checked once, every problem at once
 //! - [`store`]    the `Store` trait and its SQLite implementation (group commit)
@@ -21,6 +22,7 @@ pub mod check;
 pub mod config;
 pub mod conformance;
 pub mod dropfolder;
+pub mod fhir;
 pub mod finding;
 pub mod http;
 pub mod ident;
