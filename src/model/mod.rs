@@ -230,6 +230,25 @@ pub struct Patient {
     pub address: Option<Address>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub telecom: Vec<Telecom>,
+    /// ISO date of death, when the message gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deceased_date: Option<String>,
+    /// Nationality (country code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nationality: Option<Code>,
+    /// Marital status (KITH 9052-like civil-status codes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marital_status: Option<Code>,
+    /// Relatives, guardians and private contact persons.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related_persons: Vec<RelatedPerson>,
+    /// Health personnel and units related to the patient (regular GP, referring doctor, contact
+    /// person, the one responsible for the report …), each with its relation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub care_providers: Vec<CareProvider>,
+    /// Needs for assisted communication (interpreter and language).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub communication_needs: Vec<CommunicationNeed>,
 }
 
 impl Patient {
@@ -237,6 +256,176 @@ impl Patient {
         let some = |o: &Option<String>| o.as_deref().is_some_and(|s| !s.trim().is_empty());
         some(&self.family_name) || some(&self.given_name) || some(&self.full_name)
     }
+}
+
+/// A measured amount as written: the value is kept as text so it is passed on exactly.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quantity {
+    pub value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+}
+
+/// A relative, guardian or private contact person of the patient.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelatedPerson {
+    /// Kinship (KITH 9033-like: MO mother, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relationship: Option<Code>,
+    /// Care function (guardian, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub care_function: Option<Code>,
+    /// Marked as the closest relative.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_of_kin: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub middle_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    /// Name as one string when the format has only that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birth_date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sex: Option<Sex>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub idents: Vec<Ident>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Address>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub telecom: Vec<Telecom>,
+    /// Occupation or role, for a private contact person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occupation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workplace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// What a related health professional is to the document, beyond the relation code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CareProviderRole {
+    /// Named contact person among health personnel.
+    Contact,
+    /// Responsible for the content of the report/referral.
+    Responsible,
+}
+
+/// A health professional or unit related to the patient or the document, with the relation
+/// (KITH 8254: FLE regular GP, HHE referring, AHP responsible, …). A person alone is an
+/// `Organisation` with only `professional` set, as for copy receivers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CareProvider {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relation: Option<Code>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<CareProviderRole>,
+    pub party: Organisation,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A need for assisted communication: an interpreter language, hearing or sight impairment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommunicationNeed {
+    /// Interpreter language (code + name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<Code>,
+    /// The person who needs it, when not the patient (e.g. a parent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<RelatedPerson>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hearing_impaired: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sight_impaired: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Consent to the referral (who, when, status).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Code>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_by: Option<String>,
+}
+
+/// The receiving unit's assessment of a referral (dates of receipt/assessment, the right to
+/// health care, the outcome).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferralAssessment {
+    /// Dated steps: (what the date is, ISO date).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dates: Vec<DatedCode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_choice: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_end: Option<Code>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pathway_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entitled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Code>,
+}
+
+/// A coded kind of date and the date.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatedCode {
+    pub kind: Code,
+    pub date: String,
+}
+
+/// A standardised care pathway (pakkeforløp) the referral belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CarePathway {
+    pub code: Code,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A qualifier of a coded value (e.g. an ICD-10 star code qualifying a dagger code).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeModifier {
+    pub name: Code,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<Code>,
+}
+
+/// A document attached to a message (PDF, image, …), inline as base64 or by reference.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// What the attached document is (KITH 8114: A attachment, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Code>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue_date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Base64 content without whitespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// External reference instead of content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
 }
 
 /// Lifecycle of a document (KITH 7309 ServType: N new, M change, C cancellation, A addition).
@@ -276,6 +465,45 @@ pub struct TextSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heading: Option<Code>,
     pub text: String,
+    /// The part the text plays in its document (None: unspecified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<TextRole>,
+    /// Period the text is about (a precaution's or a clinical item's start/end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    /// Coded statements accompanying the text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codes: Vec<Code>,
+}
+
+/// The part a [`TextSection`] plays in its document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TextRole {
+    /// The requester's general comment on the request.
+    RequestComment,
+    /// Reason for the referral / admission, by heading.
+    Reason,
+    /// A clinical information item (history, findings, CAVE …), by heading.
+    ClinicalInfo,
+    /// A comment on a clinical information item.
+    ClinicalInfoComment,
+    /// A headed comment (course, assessment, plans …).
+    Comment,
+    /// A precaution the receiver must know about.
+    Precaution,
+    /// A comment on the requested service.
+    ServiceComment,
+    /// The body of a note.
+    Note,
+    /// A remark on a note.
+    Remark,
+    /// A question put to the receiver.
+    Question,
+    /// The justification of a question.
+    Justification,
 }
 
 /// A measured observation (vital sign, lab value).
@@ -290,6 +518,14 @@ pub struct Observation {
     pub unit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,
+    /// Deviation from the reference range (KITH 8244).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpretation: Option<Code>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// The kind of information (KITH 8233 FUNN …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<Code>,
 }
 
 /// A diagnosis, with whether it is clarified (FHIR verificationStatus confirmed).
@@ -298,6 +534,19 @@ pub struct Diagnosis {
     pub code: Code,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirmed: Option<bool>,
+    /// Main or secondary diagnosis, when the document says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank: Option<DiagnosisRank>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modifiers: Vec<CodeModifier>,
+}
+
+/// Main (hoveddiagnose) or secondary (bidiagnose).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiagnosisRank {
+    Main,
+    Secondary,
 }
 
 /// A medication line (free-form; the adjusted medication list of an epicrisis).
@@ -309,6 +558,30 @@ pub struct Medication {
     pub dosage_text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// Display text of the status code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dosage_code: Option<Code>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<Code>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<Code>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_dose: Option<Quantity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intended_duration: Option<Quantity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity_supplied: Option<Quantity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    /// The kind of information (KITH 8233 MEDB …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<Code>,
 }
 
 /// A referral (Henvisning 1.x/2.0, a Dialogmelding carrying a referral, a FHIR ServiceRequest).
@@ -349,6 +622,35 @@ pub struct Referral {
     /// Structured flags (FHIR Flag / assessments): e.g. `violence`, `suicide-risk:moderate`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flags: Vec<Code>,
+    /// The referral document's own id when it differs from `id` (Henvisning 2.0 `DocumentId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_id: Option<String>,
+    /// Who pays (KITH 8237-like payment category).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_category: Option<Code>,
+    /// The patient's basis for health services (KITH 8246-like).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis_for_health_services: Option<Code>,
+    /// Purpose of the requested service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<Code>,
+    /// Date the service is wanted by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_date: Option<String>,
+    /// Requested medical specialty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_specialty: Option<Code>,
+    /// When the receiver got the referral (as reported back in an epicrisis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_date: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consents: Vec<Consent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assessment: Option<ReferralAssessment>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub care_pathways: Vec<CarePathway>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
 }
 
 impl Referral {
@@ -394,6 +696,30 @@ pub struct Epicrisis {
     pub admitted: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discharged: Option<String>,
+    /// When the document was approved (signed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_date: Option<String>,
+    /// Title / description of the document ("Sykehusepikrise").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Code>,
+    /// The referral this answers, as the epicrisis repeats it (id, dates, diagnoses, reasons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referral: Option<Box<Referral>>,
+    /// Kind of stay (KITH 8240: 1 inpatient, 2 day treatment, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission_category: Option<Code>,
+    /// Where the patient went at discharge (KITH 8408-like: 1 home, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discharge_outcome: Option<Code>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub observations: Vec<Observation>,
+    /// Health personnel responsible for or involved in the stay.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub care_providers: Vec<CareProvider>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
 }
 
 /// A dialogue message (Dialogmelding 1.0/1.1, FHIR Communication).
@@ -411,6 +737,50 @@ pub struct Dialog {
     pub document_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub responsible: Option<Professional>,
+    /// The responsible person's role in the note (KITH 9057-like).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responsible_role: Option<Code>,
+    /// Kind of case the dialogue belongs to, coded and as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_type: Option<Code>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_type_text: Option<String>,
+    /// Date of the note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note_date: Option<String>,
+    /// When the document was issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue_date: Option<String>,
+    /// A question/request (forespørsel), when the dialogue carries one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<DialogRequest>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+/// A request for information or action inside a dialogue.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DialogRequest {
+    /// Kind of request (KITH 7601/7603 …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Code>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<Code>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Code>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_date: Option<String>,
+    /// Kinds of record information asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub record_types: Vec<Code>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coded_info: Option<Code>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_id: Option<String>,
 }
 
 /// An application receipt (AppRec) or a FHIR response.

@@ -4,55 +4,153 @@
 //! epicrisis; copy receivers are `CopyDest`).
 
 use super::common::{
-    basis_patient, code_at, code_of, dcodes, hcp, s, section, section_of, v_or_text, Notes,
+    attachment, basis_patient, code_at, consent, dcodes, hcp, modifiers, quantity, related_hcp, s,
+    section, section_of, v_or_text, Notes,
 };
 use crate::finding::Severity;
 use crate::kith::detect::Detected;
 use crate::model::{
-    Body, CopyReceiver, Diagnosis, Epicrisis, Format, Header, Medication, Organisation, Referral,
-    ServiceType, TextSection,
+    Body, CopyReceiver, Diagnosis, DiagnosisRank, Epicrisis, Format, Header, Medication,
+    Observation, Organisation, Referral, ServiceType, TextRole, TextSection,
 };
 use crate::xml::Element;
 
-/// `Diagnosis { Concept }` elements → diagnoses.
+/// `Diagnosis { Concept, Modifier* }` elements → diagnoses.
 pub(crate) fn diagnoses<'a>(
     it: impl Iterator<Item = &'a Element>,
     confirmed: Option<bool>,
 ) -> Vec<Diagnosis> {
-    it.filter_map(|d| code_at(d, "Concept"))
-        .map(|code| Diagnosis { code, confirmed })
-        .collect()
+    it.filter_map(|d| {
+        Some(Diagnosis {
+            code: code_at(d, "Concept")?,
+            confirmed,
+            rank: None,
+            modifiers: modifiers(d),
+        })
+    })
+    .collect()
 }
 
-/// `InfItem { ResultItem | Medication | Observation, Type }` → titled texts and medications.
-pub(crate) fn inf_items<'a>(
-    it: impl Iterator<Item = &'a Element>,
-) -> (Vec<TextSection>, Vec<Medication>) {
-    let mut texts = Vec::new();
-    let mut meds = Vec::new();
+/// What the `InfItem`s of a document hold.
+#[derive(Default)]
+pub(crate) struct InfItems {
+    pub texts: Vec<TextSection>,
+    pub medications: Vec<Medication>,
+    pub observations: Vec<Observation>,
+}
+
+/// `InfItem { ResultItem | Medication | Observation, Type, StartDateTime?, EndDateTime? }` →
+/// titled texts (role ClinicalInfo / ClinicalInfoComment), numeric results and medications.
+/// Coded descriptions (`Observation/CodedDescr`) are read by the epicrisis decoder as diagnoses.
+pub(crate) fn inf_items<'a>(it: impl Iterator<Item = &'a Element>) -> InfItems {
+    let mut out = InfItems::default();
     for i in it {
         let heading = code_at(i, "Type");
+        let start = v_or_text(i, "StartDateTime");
+        let end = v_or_text(i, "EndDateTime");
+        let dated = |mut t: TextSection| {
+            t.start = start.clone();
+            t.end = end.clone();
+            t
+        };
         if let Some(o) = i.child("Observation") {
-            texts.extend(section_of(o.child("Description"), heading.clone()));
-            texts.extend(section_of(o.child("Comment"), heading.clone()));
+            out.texts.extend(
+                section_of(
+                    o.child("Description"),
+                    heading.clone(),
+                    TextRole::ClinicalInfo,
+                )
+                .map(dated),
+            );
+            out.texts.extend(
+                section_of(
+                    o.child("Comment"),
+                    heading.clone(),
+                    TextRole::ClinicalInfoComment,
+                )
+                .map(dated),
+            );
         }
         if let Some(r) = i.child("ResultItem") {
+            if let Some(n) = r.child("NumResult") {
+                let v = n.child("NumResultValue");
+                out.observations.push(Observation {
+                    code: code_at(r, "ClinInv/Id").unwrap_or_default(),
+                    value: v
+                        .and_then(|v| v.attr("V"))
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                        .filter(|v| v.is_finite()),
+                    value_code: None,
+                    unit: v
+                        .and_then(|v| v.attr("U"))
+                        .map(str::trim)
+                        .filter(|u| !u.is_empty())
+                        .map(str::to_string),
+                    time: v_or_text(r, "InvDate"),
+                    interpretation: code_at(r, "DevResultInd"),
+                    comment: s(r, "Comment"),
+                    category: heading.clone(),
+                });
+                continue;
+            }
             if let Some(res) = r.at("TextResult/Result") {
                 let h = code_at(res, "Heading").or_else(|| heading.clone());
-                texts.extend(section_of(res.child("TextResultValue"), h));
+                out.texts.extend(
+                    section_of(res.child("TextResultValue"), h, TextRole::ClinicalInfo).map(dated),
+                );
             }
-            texts.extend(section_of(r.child("Comment"), heading.clone()));
+            out.texts.extend(
+                section_of(
+                    r.child("Comment"),
+                    heading.clone(),
+                    TextRole::ClinicalInfoComment,
+                )
+                .map(dated),
+            );
         }
         if let Some(m) = i.child("Medication") {
-            let dosage = s(m, "DosageText").or_else(|| s(m, "Comment"));
-            meds.push(Medication {
+            let comment = s(m, "Comment");
+            let status = code_at(m, "Status");
+            out.medications.push(Medication {
                 drug: code_at(m, "DrugId"),
-                dosage_text: dosage,
-                status: code_at(m, "Status").map(|c| c.code),
+                dosage_text: s(m, "DosageText").or_else(|| comment.clone()),
+                status: status.as_ref().map(|c| c.code.clone()),
+                status_text: status.and_then(|c| c.display),
+                comment,
+                dosage_code: code_at(m, "DosageCoded"),
+                form: code_at(m, "Form"),
+                route: code_at(m, "RouteOfAdm"),
+                unit_dose: quantity(m.child("UnitDose")),
+                intended_duration: quantity(m.child("IntendedDuration")),
+                quantity_supplied: quantity(m.child("QuantitySupplied")),
+                start: start.clone(),
+                end: end.clone(),
+                category: heading.clone(),
             });
         }
     }
-    (texts, meds)
+    out
+}
+
+/// `PatientPrecaution { Precaution, StartDateTime?, EndDateTime? }` → texts (role Precaution).
+pub(crate) fn precautions<'a>(it: impl Iterator<Item = &'a Element>) -> Vec<TextSection> {
+    it.filter_map(|x| {
+        let mut t = section_of(x.child("Precaution"), None, TextRole::Precaution)?;
+        t.start = v_or_text(x, "StartDateTime");
+        t.end = v_or_text(x, "EndDateTime");
+        Some(t)
+    })
+    .collect()
+}
+
+/// `ReasonAsText`, `Comment` (headed texts with coded statements).
+pub(crate) fn headed<'a>(
+    it: impl Iterator<Item = &'a Element>,
+    codes: &str,
+    role: TextRole,
+) -> Vec<TextSection> {
+    it.filter_map(|r| section(r, "Heading", "TextResultValue", codes, role))
+        .collect()
 }
 
 fn party(e: Option<&Element>, path: &str, notes: &mut Notes) -> Option<Organisation> {
@@ -127,7 +225,8 @@ fn message_header(
         patient: None,
         conversation: None,
         ack: None,
-        processing_status: None,
+        // Basismelding `Status` TEST (message for test purposes) is MsgHead's processing status T.
+        processing_status: (root.v_at("Status") == Some("TEST")).then(|| "T".to_string()),
         fellesformat,
     }
 }
@@ -150,28 +249,36 @@ pub(crate) fn decode_henvisning(d: &Detected<'_>, notes: &mut Notes) -> (Header,
     let copies = copy_dests(sr, base, notes);
 
     let mut texts = Vec::new();
-    texts.extend(section_of(sr.child("ReqComment"), None));
+    texts.extend(section_of(
+        sr.child("ReqComment"),
+        None,
+        TextRole::RequestComment,
+    ));
     let infs = patient_el
         .into_iter()
         .flat_map(|p| p.children_named("InfItem"))
         .chain(sr.children_named("InfItem"));
-    let (inf_texts, medications) = inf_items(infs);
-    texts.extend(
-        sr.children_named("ReasonAsText")
-            .filter_map(|r| section(r, "Heading", "TextResultValue")),
-    );
-    texts.extend(inf_texts);
-    texts.extend(
-        sr.children_named("Comment")
-            .filter_map(|c| section(c, "Heading", "TextResultValue")),
-    );
+    let inf = inf_items(infs);
+    texts.extend(headed(
+        sr.children_named("ReasonAsText"),
+        "TextCode",
+        TextRole::Reason,
+    ));
+    texts.extend(inf.texts);
+    texts.extend(headed(
+        sr.children_named("Comment"),
+        "CodedComment",
+        TextRole::Comment,
+    ));
     if let Some(p) = patient_el {
-        texts.extend(
-            p.children_named("PatientPrecaution")
-                .filter_map(|x| section_of(x.child("Precaution"), None)),
-        );
+        texts.extend(precautions(p.children_named("PatientPrecaution")));
     }
-    texts.extend(section_of(sr.at("ReqServ/Comment"), None));
+    texts.extend(section_of(
+        sr.at("ReqServ/Comment"),
+        None,
+        TextRole::ServiceComment,
+    ));
+    let medications = inf.medications;
 
     let referral = Referral {
         id: s(sr, "Id"),
@@ -186,9 +293,24 @@ pub(crate) fn decode_henvisning(d: &Detected<'_>, notes: &mut Notes) -> (Header,
         diagnoses: diagnoses(sr.children_named("Diagnosis"), None),
         texts,
         plan: None,
-        observations: Vec::new(),
+        observations: inf.observations,
         medications,
         flags: Vec::new(),
+        document_id: None,
+        payment_category: code_at(sr, "PaymentCat"),
+        basis_for_health_services: patient_el.and_then(|p| code_at(p, "BasisForHealthServices")),
+        purpose: code_at(sr, "ReqServ/Purpose"),
+        requested_date: v_or_text(sr, "ReqServ/ReqDate"),
+        requested_specialty: code_at(sr, "ReqServ/Service/MedSpeciality"),
+        received_date: None,
+        consents: patient_el
+            .and_then(|p| p.child("Consent"))
+            .map(consent)
+            .into_iter()
+            .collect(),
+        assessment: None,
+        care_pathways: Vec::new(),
+        attachments: sr.children_named("RefDoc").filter_map(attachment).collect(),
     };
     header.sender = requester;
     header.receiver = provider;
@@ -198,15 +320,18 @@ pub(crate) fn decode_henvisning(d: &Detected<'_>, notes: &mut Notes) -> (Header,
     (header, Body::Referral(Box::new(referral)))
 }
 
-/// Collect texts, medications and coded diagnoses of an `Event` tree, and the first reported
-/// stay's start/end.
+/// Collect texts, medications, results and coded diagnoses of an `Event` tree, and the first
+/// reported stay's start/end, kind of stay and outcome.
 #[derive(Default)]
 struct EventFacts {
     texts: Vec<TextSection>,
     medications: Vec<Medication>,
+    observations: Vec<Observation>,
     diagnoses: Vec<Diagnosis>,
     admitted: Option<String>,
     discharged: Option<String>,
+    admission_category: Option<crate::model::Code>,
+    discharge_outcome: Option<crate::model::Code>,
 }
 
 fn event(e: &Element, f: &mut EventFacts) {
@@ -214,32 +339,70 @@ fn event(e: &Element, f: &mut EventFacts) {
         f.admitted = v_or_text(e, "ReportedEvent/StartDateTime");
         f.discharged = v_or_text(e, "ReportedEvent/EndDateTime");
     }
+    if f.admission_category.is_none() {
+        f.admission_category = code_at(e, "Service/AdmCat");
+    }
+    if f.discharge_outcome.is_none() {
+        f.discharge_outcome = code_at(e, "AdmOutcome");
+    }
     for i in e.children_named("InfItem") {
         // Diagnoses: InfItem Type H (hoveddiagnose) / B (bidiagnose) with Observation/CodedDescr.
-        let Some(c) = i.at("Observation/CodedDescr/Concept").and_then(code_of) else {
+        let Some(cd) = i.at("Observation/CodedDescr") else {
             continue;
         };
-        let typed = matches!(i.v_at("Type"), Some("H" | "B"));
+        let Some(c) = code_at(cd, "Concept") else {
+            continue;
+        };
+        let rank = match i.v_at("Type") {
+            Some("H") => Some(DiagnosisRank::Main),
+            Some("B") => Some(DiagnosisRank::Secondary),
+            _ => None,
+        };
         let diag_system = c
             .system
             .as_deref()
             .is_some_and(|s| s.ends_with(".7110") || s.ends_with(".7170"));
-        if typed || diag_system {
+        if rank.is_some() || diag_system {
             f.diagnoses.push(Diagnosis {
                 code: c,
                 confirmed: Some(true),
+                rank,
+                modifiers: modifiers(cd),
             });
         }
     }
-    let (t, m) = inf_items(e.children_named("InfItem"));
-    f.texts.extend(t);
-    f.medications.extend(m);
-    f.texts.extend(
-        e.children_named("Comment")
-            .filter_map(|c| section(c, "Heading", "TextResultValue")),
-    );
+    let inf = inf_items(e.children_named("InfItem"));
+    f.texts.extend(inf.texts);
+    f.medications.extend(inf.medications);
+    f.observations.extend(inf.observations);
+    f.texts.extend(headed(
+        e.children_named("Comment"),
+        "TextCode",
+        TextRole::Comment,
+    ));
     for c in e.children_named("Event") {
         event(c, f);
+    }
+}
+
+/// The referral an epicrisis answers, as `ServRprt/ServReq` repeats it.
+fn answered_referral(r: &Element) -> Referral {
+    Referral {
+        id: s(r, "Id"),
+        service_type: r.v_at("ServType").and_then(ServiceType::from_kith),
+        issue_date: v_or_text(r, "IssueDate"),
+        received_date: v_or_text(r, "ReceiptDate"),
+        description: code_at(r, "MsgDescr"),
+        diagnoses: diagnoses(r.children_named("Diagnosis"), None),
+        texts: section_of(r.child("ReqComment"), None, TextRole::RequestComment)
+            .into_iter()
+            .chain(headed(
+                r.children_named("ReasonAsText"),
+                "TextCode",
+                TextRole::Reason,
+            ))
+            .collect(),
+        ..Referral::default()
     }
 }
 
@@ -265,10 +428,8 @@ pub(crate) fn decode_epikrise(d: &Detected<'_>, notes: &mut Notes) -> (Header, B
         event(e, &mut f);
     }
     if let Some(p) = patient_el {
-        f.texts.extend(
-            p.children_named("PatientPrecaution")
-                .filter_map(|x| section_of(x.child("Precaution"), None)),
-        );
+        f.texts
+            .extend(precautions(p.children_named("PatientPrecaution")));
     }
     // Without coded discharge diagnoses, keep the referral's diagnoses (not confirmed).
     if f.diagnoses.is_empty() {
@@ -293,6 +454,18 @@ pub(crate) fn decode_epikrise(d: &Detected<'_>, notes: &mut Notes) -> (Header, B
         medications: f.medications,
         admitted: f.admitted,
         discharged: f.discharged,
+        approved_date: v_or_text(sr, "ApprDate"),
+        title: s(sr, "MsgDescr"),
+        priority: code_at(sr, "Priority"),
+        referral: sr.child("ServReq").map(|r| Box::new(answered_referral(r))),
+        admission_category: f.admission_category,
+        discharge_outcome: f.discharge_outcome,
+        observations: f.observations,
+        care_providers: sr
+            .children_named("RelServProvider")
+            .filter_map(related_hcp)
+            .collect(),
+        attachments: sr.children_named("RefDoc").filter_map(attachment).collect(),
     };
     header.sender = provider;
     header.receiver = requester;

@@ -4,8 +4,9 @@
 
 use crate::finding::{Finding, Severity};
 use crate::model::{
-    Address, Code, Ident, Organisation, Patient, PatientIdent, Professional, Sex, Telecom,
-    TextSection,
+    Address, Attachment, CareProvider, CareProviderRole, Code, CodeModifier, CommunicationNeed,
+    Consent, Ident, Organisation, Patient, PatientIdent, Professional, Quantity, RelatedPerson,
+    Sex, Telecom, TextRole, TextSection,
 };
 use crate::xml::Element;
 
@@ -108,19 +109,179 @@ pub fn all_text(e: &Element) -> Option<String> {
     (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
-/// A titled text: heading from the element at `heading`, text from everything at `text`.
-pub fn section(e: &Element, heading: &str, text: &str) -> Option<TextSection> {
+/// A titled text: heading from the element at `heading`, text from everything at `text`, the
+/// coded statements from every child named `codes`.
+pub fn section(
+    e: &Element,
+    heading: &str,
+    text: &str,
+    codes: &str,
+    role: TextRole,
+) -> Option<TextSection> {
     let t = e.at(text).and_then(all_text)?;
     Some(TextSection {
         heading: code_at(e, heading),
         text: t,
+        role: Some(role),
+        codes: e.children_named(codes).filter_map(code_of).collect(),
+        ..TextSection::default()
     })
 }
 
-/// A text section from an element's whole text with a given heading.
-pub fn section_of(e: Option<&Element>, heading: Option<Code>) -> Option<TextSection> {
+/// A text section from an element's whole text with a given heading and role.
+pub fn section_of(
+    e: Option<&Element>,
+    heading: Option<Code>,
+    role: TextRole,
+) -> Option<TextSection> {
     let t = e.and_then(all_text)?;
-    Some(TextSection { heading, text: t })
+    Some(TextSection {
+        heading,
+        text: t,
+        role: Some(role),
+        ..TextSection::default()
+    })
+}
+
+/// A KITH `PQ` (`V`, `U`) as a quantity; `None` without a value.
+pub fn quantity(e: Option<&Element>) -> Option<Quantity> {
+    let e = e?;
+    Some(Quantity {
+        value: nonempty(e.attr("V"))?,
+        unit: nonempty(e.attr("U")),
+    })
+}
+
+/// `Modifier { Name, Value+ }` children.
+pub fn modifiers(e: &Element) -> Vec<CodeModifier> {
+    e.children_named("Modifier")
+        .filter_map(|m| {
+            Some(CodeModifier {
+                name: code_at(m, "Name")?,
+                values: m.children_named("Value").filter_map(code_of).collect(),
+            })
+        })
+        .collect()
+}
+
+/// An `xs:boolean` text.
+pub fn boolean(e: &Element, path: &str) -> Option<bool> {
+    match e.text_at(path)? {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// A felleskomponent / MsgHead `Person` (names, birth date, sex, identifiers, address, telecom).
+pub fn person(e: &Element) -> RelatedPerson {
+    let (address, mut telecom) = e.child("Address").map(address).unwrap_or_default();
+    telecom.extend(telecoms(e));
+    RelatedPerson {
+        family_name: s(e, "FamilyName"),
+        middle_name: s(e, "MiddleName"),
+        given_name: s(e, "GivenName"),
+        birth_date: s(e, "DateOfBirth"),
+        sex: sex_of(e.v_at("Sex")),
+        idents: idents(e),
+        address,
+        telecom,
+        ..RelatedPerson::default()
+    }
+}
+
+/// poKomponent `ParorendeForesatt` (1.5 and 2.0).
+pub fn relative(e: &Element) -> RelatedPerson {
+    let mut p = e.child("Referanseperson").map(person).unwrap_or_default();
+    p.relationship = code_at(e, "Slektskap");
+    p.care_function = code_at(e, "Omsorgsfunksjon");
+    p.next_of_kin = boolean(e, "NarmesteParorende");
+    p.note = s(e, "Merknad");
+    p
+}
+
+/// poKomponent `AssistertKommunikasjon` (1.5 and 2.0).
+pub fn communication_need(e: &Element) -> CommunicationNeed {
+    CommunicationNeed {
+        language: code_at(e, "BehovTolkSprak"),
+        person: e.child("PersonTolkebehov").map(person),
+        hearing_impaired: boolean(e, "Horselsvikt"),
+        sight_impaired: boolean(e, "Synsvikt"),
+        note: s(e, "Merknad"),
+    }
+}
+
+/// `Consent` (Henvisning 1.1 under Patient, 2.0 under Henvisning).
+pub fn consent(e: &Element) -> Consent {
+    Consent {
+        status: code_at(e, "ConsentStatus"),
+        date: s(e, "ConsentDate"),
+        note: s(e, "Merknad"),
+        given_by: s(e, "GivenBy"),
+    }
+}
+
+/// A basismelding related health-care party (`PatRelHCP`, `RelServProvider`: `Relation`,
+/// optional period, `HCP`).
+pub fn related_hcp(e: &Element) -> Option<CareProvider> {
+    let (party, _) = hcp(e.child("HCP")?);
+    Some(CareProvider {
+        relation: code_at(e, "Relation"),
+        role: None,
+        party,
+        start: v_or_text(e, "StartDateTime"),
+        end: v_or_text(e, "EndDateTime"),
+        note: None,
+    })
+}
+
+/// `RefDoc` (MsgHead and basismelding shape) holding an attachment: inline base64
+/// (`Content/Base64Container`) or a `FileReference`. `None` for an embedded XML document.
+pub fn attachment(r: &Element) -> Option<Attachment> {
+    let data = match r.child("Content") {
+        Some(c) => {
+            let b = c.child("Base64Container")?;
+            Some(
+                b.text
+                    .chars()
+                    .filter(|c| !c.is_whitespace())
+                    .collect::<String>(),
+            )
+        }
+        None => None,
+    };
+    let uri = s(r, "FileReference");
+    if data.is_none() && uri.is_none() {
+        return None;
+    }
+    Some(Attachment {
+        kind: code_at(r, "MsgType"),
+        id: s(r, "Id"),
+        issue_date: v_or_text(r, "IssueDate"),
+        media_type: s(r, "MimeType"),
+        description: s(r, "Description"),
+        data,
+        uri,
+    })
+}
+
+/// poKomponent `KontaktpersonHelsepersonell` / `AnsvarForRapport`.
+pub fn po_care_provider(e: &Element, role: CareProviderRole) -> Option<CareProvider> {
+    let person = match role {
+        CareProviderRole::Contact => e.child("Kontaktperson"),
+        CareProviderRole::Responsible => e.child("AnsvarligRapport"),
+    }?;
+    Some(CareProvider {
+        relation: code_at(e, "TypeRelasjon"),
+        role: Some(role),
+        party: Organisation {
+            professional: Some(professional(person)),
+            ..Organisation::default()
+        },
+        start: None,
+        end: None,
+        note: s(e, "Merknad"),
+    })
 }
 
 /// KITH 3101 sex codes.
@@ -281,6 +442,8 @@ pub fn patient(e: &Element, path: &str, notes: &mut Notes) -> Patient {
             .collect(),
         address,
         telecom,
+        nationality: code_at(e, "Nationality"),
+        ..Patient::default()
     }
 }
 
@@ -404,6 +567,43 @@ pub fn basis_patient(e: &Element, path: &str, notes: &mut Notes) -> Patient {
         idents: ids,
         address,
         telecom,
+        deceased_date: v_or_text(e, "DateOfDeath")
+            .map(|d| date(&d, &format!("{path}/DateOfDeath"), notes)),
+        care_providers: e
+            .children_named("PatRelHCP")
+            .filter_map(related_hcp)
+            .collect(),
+        related_persons: e
+            .children_named("ParorendeForesatt")
+            .map(relative)
+            .chain(e.children_named("ContactPerson").map(|c| {
+                let mut p = c.child("Referanseperson").map(person).unwrap_or_default();
+                p.occupation = s(c, "OccupationRole");
+                p.workplace = s(c, "WorkingPlace");
+                p.note = s(c, "Merknad");
+                p
+            }))
+            .chain(e.children_named("PatientRelParty").map(|r| {
+                let (address, telecom) = r.child("Address").map(self::address).unwrap_or_default();
+                RelatedPerson {
+                    relationship: code_at(r, "Relation"),
+                    full_name: s(r, "Name"),
+                    idents: r
+                        .text_at("RelPartyOffId")
+                        .map(|id| Ident::new(id, ""))
+                        .into_iter()
+                        .collect(),
+                    address,
+                    telecom,
+                    ..RelatedPerson::default()
+                }
+            }))
+            .collect(),
+        communication_needs: e
+            .children_named("AssistertKommunikasjon")
+            .map(communication_need)
+            .collect(),
+        ..Patient::default()
     }
 }
 

@@ -10,14 +10,19 @@
 //! - [`apprec`]: AppRec 1.0/1.1
 //! - [`common`]: shared building blocks
 //!
-//! Not read yet (what a KITH → model → KITH round trip loses today):
+//! Not read yet (what a KITH → model → KITH round trip loses today; the full list with paths is
+//! `docs/mapping/kith.md`):
 //! - only the first `Dept` and the first `HCPerson` of a basismelding `HCP` (a note says so);
-//! - `MedSpeciality`, MsgHead `ComMethod`, `RequestedPriority`, attachment metadata and documents after the first;
-//! - the patient's related parties (`PatRelHCP`, relatives, `PatRelInst`) and `Consent`;
-//! - Epikrise `RelServProvider`, `Event/Service`, `AdmOutcome`; diagnosis modifiers and coded text fields;
-//! - numeric results (so `Referral::observations` stays empty), structured PLO content (IPLOS,
-//!   medication lists, events), Henvisning 2.0 extras (pakkeforløp, vurdering, contact persons), `ReqServ/ReqDate`;
-//! - Dialogmelding `SakstypeKodet`; AppRec `Error@OT`; basismelding `Status` and `MIGversion`.
+//!   `HCP/MedSpeciality`, `ComMethod`, `Role` of a party;
+//! - MsgHead `RequestedPriority`, `Document` metadata other than the attachments' `RefDoc`;
+//! - Henvisning 2.0 `TilknyttetEnhet`, `SendtDokument`, `OpplysningerOmIndividuellPlan`,
+//!   `PasientrelatertKontaktperson`, `Legemiddelgjennomgang`, most of `TilleggsopplysningPasient`;
+//! - `PatRelInst`, `IdByRequester`/`IdByServProvider`, `CopyDestRole`;
+//! - Epikrise `Event` structure beyond the first stay (nested events are flattened), `PlannedEvent`,
+//!   `EventLocation`, `AssRequest`, `CodedComment`, event-level `RelServProvider`, `Origin`;
+//! - `ResultItem` other than numeric and text results (`Interval`, `DateResult`), `ClinInv/Spec`;
+//! - Dialogmelding: notes after the first are merged into one dialogue; PLO structured content;
+//!   AppRec `Error@OT`; basismelding `Status` other than TEST and `MIGversion`/`MsgVersion`.
 
 mod apprec;
 mod basis;

@@ -1,15 +1,17 @@
 //! MsgHead 1.2 (FACTS §2) and the documents it carries: Dialogmelding 1.0/1.1, Henvisning 2.0, PLO.
 
-use super::basis::{diagnoses, inf_items};
+use super::basis::{diagnoses, headed, inf_items, precautions};
 use super::common::{
-    all_text, code_at, dcodes, organisation, patient, professional, s, section, section_of, Notes,
+    attachment, boolean, code_at, code_of, communication_need, consent, dcodes, organisation,
+    patient, po_care_provider, professional, relative, s, section, section_of, v_or_text, Notes,
 };
 use crate::finding::Severity;
 use crate::kith::detect::{content_root, Detected};
 use crate::kith::ns;
 use crate::model::{
-    Body, Conversation, CopyReceiver, Dialog, Format, Header, Organisation, PloMessage, Referral,
-    ServiceType, TextSection,
+    Attachment, Body, CarePathway, CareProviderRole, Conversation, CopyReceiver, DatedCode, Dialog,
+    DialogRequest, Format, Header, Organisation, PloMessage, Referral, ReferralAssessment,
+    ServiceType, TextRole, TextSection,
 };
 use crate::xml::Element;
 
@@ -92,9 +94,19 @@ pub(crate) fn decode(d: &Detected<'_>, notes: &mut Notes) -> (Header, Body) {
     let content = content_root(d.root);
     let body = match (d.inner, content) {
         (Some(Format::Dialogmelding10 | Format::Dialogmelding11), Some(c)) => {
-            Body::Dialog(Box::new(dialog(c)))
+            let mut x = dialog(c);
+            x.issue_date = d
+                .root
+                .at("Document/RefDoc")
+                .and_then(|r| v_or_text(r, "IssueDate"));
+            x.attachments = attachments(d.root);
+            Body::Dialog(Box::new(x))
         }
-        (Some(Format::Henvisning20), Some(c)) => Body::Referral(Box::new(henvisning20(c, &header))),
+        (Some(Format::Henvisning20), Some(c)) => {
+            let mut x = henvisning20(c, &header);
+            x.attachments = attachments(d.root);
+            Body::Referral(Box::new(x))
+        }
         (Some(Format::Plo15 | Format::Plo16 | Format::Plo20), Some(c)) => {
             Body::Plo(Box::new(plo(c)))
         }
@@ -129,7 +141,11 @@ pub(crate) fn decode(d: &Detected<'_>, notes: &mut Notes) -> (Header, Body) {
 // ---------------------------------------------------------------- Dialogmelding 1.0 / 1.1
 
 fn dialog(root: &Element) -> Dialog {
-    let mut d = Dialog::default();
+    let mut d = Dialog {
+        case_type: code_at(root, "SakstypeKodet"),
+        case_type_text: s(root, "Sakstype"),
+        ..Dialog::default()
+    };
     let responsible = |e: &Element| {
         e.children_named("RollerRelatertNotat").find_map(|r| {
             let hp = r.child("HealthcareProfessional")?;
@@ -137,7 +153,7 @@ fn dialog(root: &Element) -> Dialog {
             if p.role_to_patient.is_none() {
                 p.role_to_patient = code_at(r, "RoleToPatient");
             }
-            Some(p)
+            Some((p, code_at(r, "RolleNotat")))
         })
     };
     fn foresporsel(f: &Element, d: &mut Dialog) {
@@ -148,14 +164,44 @@ fn dialog(root: &Element) -> Dialog {
         if d.topic_text.is_none() {
             d.topic_text = s(f, "EmneSporsmal");
         }
-        d.texts.extend(section_of(f.child("Sporsmal"), typ));
-        for p in ["Formål", "Begrunnelse"] {
-            d.texts.extend(section_of(f.child(p), None));
-        }
+        d.texts.extend(section_of(
+            f.child("Sporsmal"),
+            typ.clone(),
+            TextRole::Question,
+        ));
+        d.texts.extend(section_of(
+            f.child("Begrunnelse"),
+            None,
+            TextRole::Justification,
+        ));
         if d.document_id.is_none() {
             d.document_id = s(f, "DokIdForesp");
         }
+        if d.request.is_none() {
+            d.request = Some(DialogRequest {
+                kind: typ,
+                subject: s(f, "EmneSporsmal"),
+                purpose: code_at(f, "Formål"),
+                priority: code_at(f, "Hastegrad"),
+                from_date: s(f, "FraDato"),
+                to_date: s(f, "TilDato"),
+                record_types: f
+                    .children_named("TypeJournalinfo")
+                    .filter_map(code_of)
+                    .collect(),
+                coded_info: code_at(f, "KodetOpplysning"),
+                document_id: s(f, "DokIdForesp"),
+            });
+        }
     }
+    let take_responsible = |d: &mut Dialog, e: &Element| {
+        if d.responsible.is_none() {
+            if let Some((p, role)) = responsible(e) {
+                d.responsible = Some(p);
+                d.responsible_role = role;
+            }
+        }
+    };
     for n in root.children_named("Notat") {
         let tema = code_at(n, "TemaKodet");
         if d.topic.is_none() {
@@ -164,54 +210,110 @@ fn dialog(root: &Element) -> Dialog {
         if d.topic_text.is_none() {
             d.topic_text = s(n, "Tema");
         }
+        d.texts.extend(section_of(
+            n.child("TekstNotatInnhold"),
+            tema,
+            TextRole::Note,
+        ));
         d.texts
-            .extend(section_of(n.child("TekstNotatInnhold"), tema));
-        d.texts.extend(section_of(n.child("Merknad"), None));
+            .extend(section_of(n.child("Merknad"), None, TextRole::Remark));
         if d.document_id.is_none() {
             d.document_id = s(n, "DokIdNotat");
         }
-        if d.responsible.is_none() {
-            d.responsible = responsible(n);
+        if d.note_date.is_none() {
+            d.note_date = s(n, "DatoNotat");
         }
+        take_responsible(&mut d, n);
         if let Some(f) = n.child("Foresporsel") {
             foresporsel(f, &mut d);
-            if d.responsible.is_none() {
-                d.responsible = responsible(f);
-            }
+            take_responsible(&mut d, f);
         }
     }
     for f in root.children_named("Foresporsel") {
         foresporsel(f, &mut d);
-        if d.responsible.is_none() {
-            d.responsible = responsible(f);
-        }
+        take_responsible(&mut d, f);
     }
     d
+}
+
+/// Attachments: every `Document/RefDoc` after the first that carries base64 content or a file
+/// reference.
+fn attachments(root: &Element) -> Vec<Attachment> {
+    root.children_named("Document")
+        .skip(1)
+        .filter_map(|d| d.child("RefDoc"))
+        .filter_map(attachment)
+        .collect()
 }
 
 // ---------------------------------------------------------------- Henvisning 2.0
 
 fn henvisning20(h: &Element, header: &Header) -> Referral {
     let mut texts: Vec<TextSection> = Vec::new();
-    texts.extend(section_of(h.child("ReqComment"), None));
-    let (inf_texts, medications) = inf_items(h.children_named("InfItem"));
-    texts.extend(inf_texts);
-    texts.extend(
-        h.children_named("ReasonAsText")
-            .filter_map(|r| section(r, "Heading", "TextResultValue")),
-    );
-    texts.extend(
-        h.children_named("Comment")
-            .filter_map(|c| section(c, "Heading", "TextResultValue")),
-    );
-    texts.extend(h.children_named("PatientPrecaution").filter_map(|p| {
-        let t = p.child("Precaution").and_then(all_text)?;
-        Some(TextSection {
-            heading: None,
-            text: t,
-        })
-    }));
-    texts.extend(section_of(h.at("ReqServ/Comment"), None));
+    texts.extend(section_of(
+        h.child("ReqComment"),
+        None,
+        TextRole::RequestComment,
+    ));
+    let inf = inf_items(h.children_named("InfItem"));
+    texts.extend(inf.texts);
+    texts.extend(headed(
+        h.children_named("ReasonAsText"),
+        "TextCode",
+        TextRole::Reason,
+    ));
+    texts.extend(headed(
+        h.children_named("Comment"),
+        "CodedComment",
+        TextRole::Comment,
+    ));
+    texts.extend(precautions(h.children_named("PatientPrecaution")));
+    texts.extend(section_of(
+        h.at("ReqServ/Comment"),
+        None,
+        TextRole::ServiceComment,
+    ));
+    // The patient is the MsgHead's, with what the document adds about relatives, involved health
+    // personnel and communication needs.
+    let patient = header.patient.clone().map(|mut p| {
+        p.marital_status = code_at(h, "TilleggsopplysningPasient/SivilStatus");
+        p.related_persons = h
+            .children_named("ParorendeForesatt")
+            .map(relative)
+            .collect();
+        p.care_providers = h
+            .children_named("KontaktpersonHelsepersonell")
+            .filter_map(|c| po_care_provider(c, CareProviderRole::Contact))
+            .chain(
+                h.children_named("AnsvarForRapport")
+                    .filter_map(|c| po_care_provider(c, CareProviderRole::Responsible)),
+            )
+            .collect();
+        p.communication_needs = h
+            .children_named("InfoAssistertKommunikasjon")
+            .filter_map(|i| i.child("AssistertKommunikasjon"))
+            .map(communication_need)
+            .collect();
+        p
+    });
+    let assessment = h
+        .child("VurderingAvHenvisning")
+        .map(|v| ReferralAssessment {
+            dates: v
+                .children_named("DatoMottakOgVurdering")
+                .filter_map(|d| {
+                    Some(DatedCode {
+                        kind: code_at(d, "TypeDato")?,
+                        date: s(d, "Dato")?,
+                    })
+                })
+                .collect(),
+            free_choice: boolean(v, "Opplysninger/FrittSykehusvalg"),
+            waiting_end: code_at(v, "Opplysninger/VentetidSluttkode"),
+            pathway_id: s(v, "Opplysninger/ForlopsId"),
+            entitled: boolean(v, "Opplysninger/RettTilHelsehjelp"),
+            outcome: code_at(v, "Opplysninger/UtfallAvVurdering"),
+        });
     Referral {
         // FACTS §6: a Henvisning 2.0 is identified by its MsgHead MsgId.
         id: header.msg_id.clone(),
@@ -219,7 +321,7 @@ fn henvisning20(h: &Element, header: &Header) -> Referral {
         issue_date: s(h, "IssueDate"),
         priority: code_at(h, "ReqServ/Priority"),
         description: code_at(h, "TypeInnholdIMelding/TypeInnhold"),
-        patient: header.patient.clone(),
+        patient,
         requester: header.sender.clone(),
         service_provider: header.receiver.clone(),
         copy_to: header
@@ -230,9 +332,28 @@ fn henvisning20(h: &Element, header: &Header) -> Referral {
         diagnoses: diagnoses(h.children_named("Diagnosis"), None),
         texts,
         plan: None,
-        observations: Vec::new(),
-        medications,
+        observations: inf.observations,
+        medications: inf.medications,
         flags: Vec::new(),
+        document_id: s(h, "DocumentId"),
+        payment_category: code_at(h, "PaymentCat"),
+        basis_for_health_services: code_at(h, "BasisForHealthServices"),
+        purpose: None,
+        requested_date: s(h, "ReqServ/ReqDate"),
+        requested_specialty: None,
+        received_date: None,
+        consents: h.children_named("Consent").map(consent).collect(),
+        assessment,
+        care_pathways: h
+            .children_named("Pakkeforlop")
+            .filter_map(|p| {
+                Some(CarePathway {
+                    code: code_at(p, "Pakkeforlopskode")?,
+                    note: s(p, "Merknad"),
+                })
+            })
+            .collect(),
+        attachments: Vec::new(),
     }
 }
 
@@ -244,7 +365,7 @@ fn plo(root: &Element) -> PloMessage {
     root.find_all("Journaltekst", &mut jt);
     let texts = jt
         .into_iter()
-        .filter_map(|j| section(j, "Overskriftskode", "Notat"))
+        .filter_map(|j| section(j, "Overskriftskode", "Notat", "-", TextRole::Note))
         .collect();
     PloMessage {
         document: root.name.clone(),
