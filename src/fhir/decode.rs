@@ -646,6 +646,7 @@ impl<'a> Cx<'a> {
                 .first()
                 .and_then(|a| self.address(a, &format!("{path}.address[0]"))),
             telecom: self.telecoms(r, path),
+            ..Patient::default()
         }
     }
 
@@ -818,6 +819,7 @@ impl<'a> Cx<'a> {
                     Diagnosis {
                         code,
                         confirmed: None,
+                        ..Diagnosis::default()
                     },
                 );
             }
@@ -858,7 +860,11 @@ impl<'a> Cx<'a> {
             let ap = format!("{p}.note[{n}]");
             if let Some(t) = self.st(a, "text", &ap) {
                 let heading = self.heading(a, &ap);
-                r.texts.push(TextSection { heading, text: t });
+                r.texts.push(TextSection {
+                    heading,
+                    text: t,
+                    ..TextSection::default()
+                });
             }
         }
         if r.patient.is_none() {
@@ -889,7 +895,11 @@ impl<'a> Cx<'a> {
             Some("provisional" | "differential" | "unconfirmed") => Some(false),
             _ => None,
         };
-        Some(Diagnosis { code, confirmed })
+        Some(Diagnosis {
+            code,
+            confirmed,
+            ..Diagnosis::default()
+        })
     }
 
     /// An Observation; a panel's components become observations of their own (same time).
@@ -962,6 +972,7 @@ impl<'a> Cx<'a> {
                 .and_then(|e| e.get("valueString"))
                 .and_then(Value::as_str)
                 .map(str::to_string),
+            ..Medication::default()
         }
     }
 
@@ -1077,7 +1088,11 @@ impl<'a> Cx<'a> {
                     .and_then(Value::as_str);
                 if let Some(text) = div.and_then(|d| self.xhtml_text(d, &format!("{sp}.text.div")))
                 {
-                    e.texts.push(TextSection { heading, text });
+                    e.texts.push(TextSection {
+                        heading,
+                        text,
+                        ..TextSection::default()
+                    });
                 }
             }
             for (k, x) in entries.iter().enumerate() {
@@ -1159,7 +1174,11 @@ impl<'a> Cx<'a> {
             let xp = format!("{p}.payload[{n}]");
             if let Some(t) = self.st(x, "contentString", &xp) {
                 let heading = self.heading(x, &xp);
-                d.texts.push(TextSection { heading, text: t });
+                d.texts.push(TextSection {
+                    heading,
+                    text: t,
+                    ..TextSection::default()
+                });
             }
         }
         if let Some(r) = self
