@@ -640,7 +640,7 @@ impl Checker<'_> {
 
     /// Our receivers of a message: the primary receiver if ours, then each copy receiver that is ours
     /// (and not the same party as one already listed).
-    fn targets(&self, h: &Header) -> Vec<(Organisation, ReceiverRole, Option<&OurOrg>)> {
+    pub(crate) fn targets(&self, h: &Header) -> Vec<(Organisation, ReceiverRole, Option<&OurOrg>)> {
         let mut out: Vec<(Organisation, ReceiverRole, Option<&OurOrg>)> = Vec::new();
         let Some(primary) = h.receiver.as_ref().filter(|r| r.is_identifiable()) else {
             return out;

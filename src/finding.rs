@@ -120,4 +120,30 @@ pub mod codes {
     pub const LENIENT_TOLERATED: &str = "lenient.schema-deviation-tolerated";
     // --- receipts ---
     pub const APPREC_UNCORRELATED: &str = "apprec.uncorrelated";
+    // --- FHIR decoding (src/fhir/decode.rs) ---
+    /// The input is not a FHIR Bundle at all.
+    pub const FHIR_NOT_A_BUNDLE: &str = "fhir.not-a-bundle";
+    /// A Bundle of a type kadgate does not read (only `message` and `document`).
+    pub const FHIR_BUNDLE_TYPE: &str = "fhir.bundle-type-unsupported";
+    /// A message Bundle whose first entry is not a MessageHeader.
+    pub const FHIR_HEADER_MISSING: &str = "fhir.messageheader-missing";
+    /// A document Bundle whose first entry is not a Composition.
+    pub const FHIR_COMPOSITION_MISSING: &str = "fhir.composition-missing";
+    /// The MessageHeader names no focus, or the focus is not in the Bundle.
+    pub const FHIR_FOCUS_MISSING: &str = "fhir.focus-missing";
+    /// The focus is a resource kadgate does not read as a message body.
+    pub const FHIR_FOCUS_UNSUPPORTED: &str = "fhir.focus-unsupported";
+    /// An element of the wrong JSON type or an unreadable value; the element is not read.
+    pub const FHIR_VALUE_INVALID: &str = "fhir.value-invalid";
+    /// `MessageHeader.response.code` outside ok / transient-error / fatal-error; read as rejected.
+    pub const FHIR_RESPONSE_CODE: &str = "fhir.response-code-unknown";
+    /// A `transient-error` response: read as rejected, the sender may try again.
+    pub const FHIR_RESPONSE_TRANSIENT: &str = "fhir.response-transient";
+    /// `MessageHeader` has neither `eventCoding` nor `eventUri`.
+    pub const FHIR_EVENT_MISSING: &str = "fhir.event-missing";
+    // --- FHIR messaging (src/fhir/check.rs, the pipeline) ---
+    /// `$process-message` got something other than a message Bundle (or Parameters carrying one).
+    pub const FHIR_NOT_A_MESSAGE: &str = "fhir.not-a-message";
+    /// A MessageHeader.id the same sender already used for a message with different content.
+    pub const FHIR_MESSAGE_ID_REUSED: &str = "fhir.message-id-reused";
 }

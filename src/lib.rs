@@ -7,7 +7,8 @@
 //! - [`model`]    the canonical model every format decodes into and encodes from
 //! - [`xml`]      the hardened XML reader (size/depth caps, no DTD, no foreign entities)
 //! - [`xsd`]      libxml2 XSD validation: the one module allowed `unsafe`
-//! - [`fhir`]     FHIR R4 JSON: hardened reader, R4 definitions, validation, OperationOutcome
+//! - [`fhir`]     FHIR R4 JSON: hardened reader, R4 definitions, validation, decoder, encoder,
+//!   the `$process-message` decision
 //! - [`kith`]     KITH messages: kind detection, decoders, header semantics, AppRec encoder
 //! - [`check`]    the whole check of one message → findings + the receipt decision (no I/O)
 //! - [`config`]   TOML → typed config, checked once, every problem at once

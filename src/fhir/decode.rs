@@ -1,0 +1,1339 @@
+//! FHIR R4 JSON → canonical model.
+//!
+//! Reads a message Bundle (MessageHeader first) whose focus is a ServiceRequest (→ Referral), a
+//! Communication (→ Dialog) or a document Bundle (→ Epicrisis); a response message
+//! (`MessageHeader.response`, → Receipt); and a document Bundle on its own (Composition first,
+//! → Epicrisis). The tables it shares with the encoder are in [`super::mapping`]; the whole mapping
+//! is in `docs/mapping/fhir.md`.
+//!
+//! Like the KITH decoders it never rejects and never panics: it reads what is there, leaves the rest
+//! `None`/empty and writes a finding (codes `fhir.*`, FHIRPath locations, no patient data in the
+//! text) for anything it cannot read. It does not validate against the R4 definitions — that is the
+//! validator's job; a structurally broken Bundle still yields whatever could be read.
+
+use serde_json::Value;
+
+use super::mapping::{
+    self, address_kind, ext, kind_of_id_system, model_system, sex_of_gender, sys, ResponseCode,
+    TELECOM_SCHEME, TELECOM_USE,
+};
+use crate::finding::{codes, Finding, Severity};
+use crate::model::{
+    Address, Body, Code, Conversation, CopyReceiver, Diagnosis, Dialog, Epicrisis, Format, Header,
+    Ident, Medication, Message, Observation, Organisation, Patient, PatientIdent, Professional,
+    Receipt, ReceiptStatus, Referral, ServiceType, Telecom, TextSection,
+};
+
+/// A decoded FHIR message: `message` is `None` only when the input is no readable Bundle at all.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    pub message: Option<Message>,
+    pub findings: Vec<Finding>,
+}
+
+/// How deep `partOf` chains are followed (they may loop in broken input).
+const MAX_CHAIN: usize = 8;
+
+/// Decode a FHIR Bundle. Never panics; see the module documentation.
+pub fn decode(bundle: &Value) -> Decoded {
+    let mut cx = Cx::default();
+    let message = cx.bundle(bundle);
+    Decoded {
+        message,
+        findings: cx.notes,
+    }
+}
+
+/// One Bundle entry: its fullUrl, resource and FHIRPath.
+#[derive(Clone)]
+struct Entry<'a> {
+    full_url: Option<&'a str>,
+    resource: &'a Value,
+    path: String,
+}
+
+fn entries<'a>(bundle: &'a Value, base: &str) -> Vec<Entry<'a>> {
+    bundle
+        .get("entry")
+        .and_then(Value::as_array)
+        .map(|es| {
+            es.iter()
+                .enumerate()
+                .filter_map(|(n, e)| {
+                    let resource = e.get("resource").filter(|r| r.is_object())?;
+                    Some(Entry {
+                        full_url: e.get("fullUrl").and_then(Value::as_str),
+                        resource,
+                        path: format!("{base}.entry[{n}].resource"),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn rtype(v: &Value) -> &str {
+    v.get("resourceType").and_then(Value::as_str).unwrap_or("")
+}
+
+#[derive(Default)]
+struct Cx<'a> {
+    /// Entries references are resolved against, the innermost Bundle's first.
+    scope: Vec<Entry<'a>>,
+    notes: Vec<Finding>,
+}
+
+impl<'a> Cx<'a> {
+    fn note(&mut self, code: &str, sev: Severity, path: &str, msg: impl Into<String>) {
+        self.notes.push(Finding::new(code, sev, path, msg));
+    }
+
+    // ------------------------------------------------------------ typed access
+
+    /// A string element; a non-string is noted and ignored. Blank strings count as absent.
+    fn st(&mut self, v: &Value, key: &str, path: &str) -> Option<String> {
+        match v.get(key)? {
+            Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+            Value::String(_) => None,
+            _ => {
+                self.note(
+                    codes::FHIR_VALUE_INVALID,
+                    Severity::Warning,
+                    &format!("{path}.{key}"),
+                    "expected a string; not read",
+                );
+                None
+            }
+        }
+    }
+
+    /// An array element; a non-array is noted and read as empty.
+    fn arr<'v>(&mut self, v: &'v Value, key: &str, path: &str) -> &'v [Value] {
+        match v.get(key) {
+            None => &[],
+            Some(Value::Array(a)) => a,
+            Some(_) => {
+                self.note(
+                    codes::FHIR_VALUE_INVALID,
+                    Severity::Warning,
+                    &format!("{path}.{key}"),
+                    "expected an array; not read",
+                );
+                &[]
+            }
+        }
+    }
+
+    /// An object element; anything else is noted and ignored.
+    fn ob<'v>(&mut self, v: &'v Value, key: &str, path: &str) -> Option<&'v Value> {
+        match v.get(key)? {
+            o @ Value::Object(_) => Some(o),
+            _ => {
+                self.note(
+                    codes::FHIR_VALUE_INVALID,
+                    Severity::Warning,
+                    &format!("{path}.{key}"),
+                    "expected an object; not read",
+                );
+                None
+            }
+        }
+    }
+
+    /// The value of the first extension with `url` (the whole extension object).
+    fn extension<'v>(&mut self, v: &'v Value, url: &str, path: &str) -> Option<&'v Value> {
+        self.arr(v, "extension", path)
+            .iter()
+            .find(|e| e.get("url").and_then(Value::as_str) == Some(url))
+    }
+
+    // ------------------------------------------------------------ codes
+
+    fn coding(&mut self, c: &Value, path: &str) -> Option<Code> {
+        if !c.is_object() {
+            self.note(
+                codes::FHIR_VALUE_INVALID,
+                Severity::Warning,
+                path,
+                "expected a Coding",
+            );
+            return None;
+        }
+        let code = self.st(c, "code", path);
+        let display = self.st(c, "display", path);
+        if code.is_none() && display.is_none() {
+            return None;
+        }
+        Some(Code {
+            code: code.map(|c| c.trim().to_string()).unwrap_or_default(),
+            system: self.st(c, "system", path).map(|s| model_system(&s)),
+            display,
+        })
+    }
+
+    /// A CodeableConcept: its first usable coding, else its text (as a display without a code).
+    fn cc(&mut self, v: &Value, path: &str) -> Option<Code> {
+        if !v.is_object() {
+            self.note(
+                codes::FHIR_VALUE_INVALID,
+                Severity::Warning,
+                path,
+                "expected a CodeableConcept",
+            );
+            return None;
+        }
+        for (n, c) in self.arr(v, "coding", path).iter().enumerate() {
+            if let Some(code) = self.coding(c, &format!("{path}.coding[{n}]")) {
+                return Some(code);
+            }
+        }
+        self.st(v, "text", path).map(|t| Code {
+            code: String::new(),
+            system: None,
+            display: Some(t),
+        })
+    }
+
+    fn cc_at(&mut self, v: &Value, key: &str, path: &str) -> Option<Code> {
+        let c = self.ob(v, key, path)?;
+        self.cc(c, &format!("{path}.{key}"))
+    }
+
+    fn heading(&mut self, v: &Value, path: &str) -> Option<Code> {
+        let e = self.extension(v, ext::KG_HEADING, path)?;
+        let c = e.get("valueCoding")?;
+        self.coding(c, &format!("{path}.extension"))
+    }
+
+    // ------------------------------------------------------------ references
+
+    /// Resolve a Reference inside the Bundle(s). `None` without a `reference` (e.g. a
+    /// data-absent-reason); an unresolvable one is noted.
+    fn resolve(&mut self, r: &Value, path: &str) -> Option<Entry<'a>> {
+        let target = match r.get("reference") {
+            None => return None,
+            Some(Value::String(s)) => s.trim().to_string(),
+            Some(_) => {
+                self.note(
+                    codes::FHIR_VALUE_INVALID,
+                    Severity::Warning,
+                    &format!("{path}.reference"),
+                    "expected a string",
+                );
+                return None;
+            }
+        };
+        let found = self.scope.iter().find(|e| {
+            e.full_url == Some(target.as_str())
+                || e.full_url.is_some_and(|u| {
+                    !target.starts_with("urn:") && u.ends_with(&format!("/{target}"))
+                })
+                || target.split_once('/').is_some_and(|(t, id)| {
+                    rtype(e.resource) == t
+                        && e.resource.get("id").and_then(Value::as_str) == Some(id)
+                })
+        });
+        match found {
+            Some(e) => Some(e.clone()),
+            None => {
+                self.note(
+                    codes::FHIR_REFERENCE_UNRESOLVED,
+                    Severity::Warning,
+                    path,
+                    "reference does not resolve to an entry of the Bundle",
+                );
+                None
+            }
+        }
+    }
+
+    fn resolve_at(&mut self, v: &Value, key: &str, path: &str) -> Option<Entry<'a>> {
+        let r = self.ob(v, key, path)?;
+        self.resolve(r, &format!("{path}.{key}"))
+    }
+
+    fn unexpected(&mut self, e: &Entry<'_>, path: &str, wanted: &str) {
+        let got = rtype(e.resource).to_string();
+        self.note(
+            codes::FHIR_REFERENCE_UNRESOLVED,
+            Severity::Warning,
+            path,
+            format!("refers to a {got}, expected {wanted}"),
+        );
+    }
+
+    // ------------------------------------------------------------ the Bundle
+
+    fn bundle(&mut self, b: &'a Value) -> Option<Message> {
+        if rtype(b) != "Bundle" {
+            self.note(
+                codes::FHIR_NOT_A_BUNDLE,
+                Severity::Error,
+                "",
+                "the input is not a FHIR Bundle",
+            );
+            return None;
+        }
+        let all = entries(b, "Bundle");
+        self.scope = all.clone();
+        match b.get("type").and_then(Value::as_str) {
+            Some("message") => Some(self.message(b, &all)),
+            Some("document") => Some(self.document_alone(b, &all)),
+            _ => {
+                self.note(
+                    codes::FHIR_BUNDLE_TYPE,
+                    Severity::Error,
+                    "Bundle.type",
+                    "only message and document Bundles are read",
+                );
+                None
+            }
+        }
+    }
+
+    fn empty_header(&self, msg_type: &str) -> Header {
+        Header {
+            format: Format::FhirR4,
+            msg_type: msg_type.to_string(),
+            msg_type_text: None,
+            msg_id: None,
+            gen_date: None,
+            sender: None,
+            receiver: None,
+            copy_receivers: Vec::new(),
+            patient: None,
+            conversation: None,
+            ack: None,
+            processing_status: None,
+            fellesformat: false,
+        }
+    }
+
+    fn message(&mut self, b: &'a Value, all: &[Entry<'a>]) -> Message {
+        let mut header = self.empty_header("");
+        header.gen_date = self.st(b, "timestamp", "Bundle");
+        let Some(first) = all.first().filter(|e| rtype(e.resource) == "MessageHeader") else {
+            self.note(
+                codes::FHIR_HEADER_MISSING,
+                Severity::Error,
+                "Bundle.entry[0]",
+                "a message Bundle must start with a MessageHeader",
+            );
+            return Message {
+                header,
+                body: Body::Opaque,
+            };
+        };
+        let mh = first.resource;
+        let p = first.path.clone();
+        header.msg_id = self.st(mh, "id", &p);
+        match (mh.get("eventCoding"), self.st(mh, "eventUri", &p)) {
+            (Some(c), _) => {
+                let c = self.coding(c, &format!("{p}.eventCoding"));
+                header.msg_type = c.as_ref().map(|c| c.code.clone()).unwrap_or_default();
+                header.msg_type_text = c.and_then(|c| c.display);
+            }
+            (None, Some(u)) => header.msg_type = u,
+            (None, None) => self.note(
+                codes::FHIR_EVENT_MISSING,
+                Severity::Warning,
+                &p,
+                "MessageHeader has no event",
+            ),
+        }
+        header.sender = self
+            .resolve_at(mh, "sender", &p)
+            .and_then(|e| self.party(&e, &format!("{p}.sender")));
+        if header.sender.is_none() {
+            let endpoint = mh
+                .get("source")
+                .and_then(|s| s.get("endpoint"))
+                .and_then(Value::as_str);
+            header.sender = endpoint.and_then(her_of_endpoint);
+        }
+        for (n, d) in self.arr(mh, "destination", &p).iter().enumerate() {
+            let dp = format!("{p}.destination[{n}]");
+            let party = self
+                .resolve_at(d, "receiver", &dp)
+                .and_then(|e| self.party(&e, &format!("{dp}.receiver")))
+                .or_else(|| {
+                    d.get("endpoint")
+                        .and_then(Value::as_str)
+                        .and_then(her_of_endpoint)
+                });
+            let Some(party) = party else { continue };
+            if n == 0 {
+                header.receiver = Some(party);
+            } else {
+                let role = self
+                    .extension(d, ext::KG_RECEIVER_ROLE, &dp)
+                    .and_then(|e| e.get("valueCode"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                header.copy_receivers.push(CopyReceiver { role, party });
+            }
+        }
+        if let Some(c) = self.extension(mh, ext::KG_CONVERSATION, &p) {
+            let sub = |name: &str| {
+                c.get("extension")
+                    .and_then(Value::as_array)
+                    .and_then(|a| {
+                        a.iter()
+                            .find(|e| e.get("url").and_then(Value::as_str) == Some(name))
+                    })
+                    .and_then(|e| e.get("valueString"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            };
+            header.conversation = Some(Conversation {
+                ref_to_parent: sub("refToParent"),
+                ref_to_conversation: sub("refToConversation"),
+            });
+        }
+
+        if let Some(resp) = self.ob(mh, "response", &p) {
+            let body = self.receipt(resp, &format!("{p}.response"), &header);
+            return Message {
+                header,
+                body: Body::Receipt(Box::new(body)),
+            };
+        }
+
+        let focus = self
+            .arr(mh, "focus", &p)
+            .first()
+            .and_then(|f| self.resolve(f, &format!("{p}.focus[0]")));
+        let Some(focus) = focus else {
+            self.note(
+                codes::FHIR_FOCUS_MISSING,
+                Severity::Error,
+                &format!("{p}.focus"),
+                "the MessageHeader names no focus resource in the Bundle",
+            );
+            return Message {
+                header,
+                body: Body::Opaque,
+            };
+        };
+        let fp = focus.path.clone();
+        let body = match rtype(focus.resource) {
+            "ServiceRequest" => {
+                let r = self.referral(focus.resource, &fp, &header);
+                header.patient = r.patient.clone();
+                Body::Referral(Box::new(r))
+            }
+            "Communication" => {
+                let (d, patient, conv) = self.dialog(focus.resource, &fp);
+                header.patient = patient;
+                if conv.is_some() {
+                    header.conversation = conv;
+                }
+                Body::Dialog(Box::new(d))
+            }
+            "Bundle" if focus.resource.get("type").and_then(Value::as_str) == Some("document") => {
+                let inner = entries(focus.resource, &fp);
+                let outer = std::mem::take(&mut self.scope);
+                self.scope = inner.iter().cloned().chain(outer.iter().cloned()).collect();
+                let e = self.epicrisis(&inner, &fp);
+                self.scope = outer;
+                match e {
+                    Some(e) => {
+                        header.patient = e.patient.clone();
+                        Body::Epicrisis(Box::new(e))
+                    }
+                    None => Body::Opaque,
+                }
+            }
+            other => {
+                let other = other.to_string();
+                self.note(
+                    codes::FHIR_FOCUS_UNSUPPORTED,
+                    Severity::Warning,
+                    &fp,
+                    format!("a {other} focus is not read as a message body"),
+                );
+                Body::Opaque
+            }
+        };
+        // Copy receivers are the body's copy receivers too (as the KITH decoders do).
+        let copies: Vec<Organisation> = header
+            .copy_receivers
+            .iter()
+            .map(|c| c.party.clone())
+            .collect();
+        let body = match body {
+            Body::Referral(mut r) => {
+                r.copy_to = copies;
+                Body::Referral(r)
+            }
+            Body::Epicrisis(mut e) => {
+                e.copy_to = copies;
+                Body::Epicrisis(e)
+            }
+            b => b,
+        };
+        Message { header, body }
+    }
+
+    fn document_alone(&mut self, b: &'a Value, all: &[Entry<'a>]) -> Message {
+        let mut header = self.empty_header(mapping::event::EPICRISIS);
+        header.msg_id = self.st(b, "id", "Bundle");
+        header.gen_date = self.st(b, "timestamp", "Bundle");
+        let body = match self.epicrisis(all, "Bundle") {
+            Some(e) => {
+                header.patient = e.patient.clone();
+                header.sender = e.service_provider.clone();
+                header.receiver = e.requester.clone();
+                Body::Epicrisis(Box::new(e))
+            }
+            None => Body::Opaque,
+        };
+        Message { header, body }
+    }
+
+    // ------------------------------------------------------------ parties
+
+    /// A party reference target → organisation chain (with the professional at its deepest level).
+    fn party(&mut self, e: &Entry<'a>, path: &str) -> Option<Organisation> {
+        match rtype(e.resource) {
+            "Organization" => Some(self.org_chain(e)),
+            "Practitioner" => Some(Organisation {
+                professional: Some(self.practitioner(e.resource, &e.path)),
+                ..Organisation::default()
+            }),
+            "PractitionerRole" => {
+                let r = e.resource;
+                let rp = e.path.clone();
+                let mut prof = self
+                    .resolve_at(r, "practitioner", &rp)
+                    .map(|p| self.practitioner(p.resource, &p.path))
+                    .unwrap_or_default();
+                prof.role_to_patient = self
+                    .arr(r, "code", &rp)
+                    .first()
+                    .and_then(|c| self.cc(c, &format!("{rp}.code[0]")));
+                let mut org = match self.resolve_at(r, "organization", &rp) {
+                    Some(o) if rtype(o.resource) == "Organization" => self.org_chain(&o),
+                    Some(o) => {
+                        self.unexpected(&o, &format!("{rp}.organization"), "an Organization");
+                        Organisation::default()
+                    }
+                    None => Organisation::default(),
+                };
+                deepest(&mut org).professional = Some(prof);
+                Some(org)
+            }
+            _ => {
+                self.unexpected(e, path, "an Organization, Practitioner or PractitionerRole");
+                None
+            }
+        }
+    }
+
+    /// An Organization and the organisations it is `partOf`, as one chain (top first).
+    fn org_chain(&mut self, e: &Entry<'a>) -> Organisation {
+        let mut levels = vec![self.organization(e.resource, &e.path)];
+        let mut cur = e.clone();
+        while levels.len() < MAX_CHAIN {
+            let Some(parent) = self.resolve_at(cur.resource, "partOf", &cur.path.clone()) else {
+                break;
+            };
+            if rtype(parent.resource) != "Organization" {
+                break;
+            }
+            levels.push(self.organization(parent.resource, &parent.path));
+            cur = parent;
+        }
+        let mut it = levels.into_iter();
+        let mut chain = it.next().unwrap_or_default();
+        for mut parent in it {
+            parent.unit = Some(Box::new(chain));
+            chain = parent;
+        }
+        chain
+    }
+
+    fn organization(&mut self, r: &Value, path: &str) -> Organisation {
+        Organisation {
+            name: self.st(r, "name", path),
+            kind: self
+                .arr(r, "type", path)
+                .first()
+                .and_then(|c| self.cc(c, &format!("{path}.type[0]"))),
+            idents: self.idents(r, path),
+            address: self
+                .arr(r, "address", path)
+                .first()
+                .and_then(|a| self.address(a, &format!("{path}.address[0]"))),
+            telecom: self.telecoms(r, path),
+            unit: None,
+            professional: None,
+        }
+    }
+
+    fn practitioner(&mut self, r: &Value, path: &str) -> Professional {
+        let name = self.name(r, path);
+        Professional {
+            profession: self
+                .arr(r, "qualification", path)
+                .first()
+                .and_then(|q| self.cc_at(q, "code", &format!("{path}.qualification[0]"))),
+            role_to_patient: None,
+            family_name: name.family,
+            given_name: name.given,
+            middle_name: name.middle,
+            full_name: name.text,
+            idents: self.idents(r, path),
+            telecom: self.telecoms(r, path),
+        }
+    }
+
+    fn idents(&mut self, r: &Value, path: &str) -> Vec<Ident> {
+        let mut out = Vec::new();
+        for (n, i) in self.arr(r, "identifier", path).iter().enumerate() {
+            let ip = format!("{path}.identifier[{n}]");
+            let Some(id) = self.st(i, "value", &ip) else {
+                continue;
+            };
+            let typ = i
+                .get("type")
+                .and_then(|t| t.get("coding"))
+                .and_then(Value::as_array)
+                .and_then(|c| c.first());
+            let type_code = typ.and_then(|t| t.get("code")).and_then(Value::as_str);
+            let type_system = typ.and_then(|t| t.get("system")).and_then(Value::as_str);
+            let system = self.st(i, "system", &ip);
+            let kind = type_code
+                .map(str::to_string)
+                .or_else(|| {
+                    system
+                        .as_deref()
+                        .and_then(kind_of_id_system)
+                        .map(str::to_string)
+                })
+                .unwrap_or_default();
+            out.push(Ident {
+                id,
+                kind,
+                system: type_system.map(model_system),
+            });
+        }
+        out
+    }
+
+    fn patient(&mut self, e: &Entry<'_>) -> Patient {
+        let (r, path) = (e.resource, e.path.as_str());
+        let name = self.name(r, path);
+        let idents = self
+            .idents(r, path)
+            .into_iter()
+            .map(|i| PatientIdent {
+                id: i.id,
+                kind: i.kind,
+            })
+            .collect();
+        let sex = self.st(r, "gender", path).and_then(|g| sex_of_gender(&g));
+        Patient {
+            family_name: name.family,
+            middle_name: name.middle,
+            given_name: name.given,
+            full_name: name.text,
+            birth_date: self.st(r, "birthDate", path),
+            sex,
+            idents,
+            address: self
+                .arr(r, "address", path)
+                .first()
+                .and_then(|a| self.address(a, &format!("{path}.address[0]"))),
+            telecom: self.telecoms(r, path),
+            ..Patient::default()
+        }
+    }
+
+    /// The subject reference → patient (`None` when absent or not a Patient).
+    fn subject(&mut self, r: &Value, path: &str) -> Option<Patient> {
+        let e = self.resolve_at(r, "subject", path)?;
+        if rtype(e.resource) != "Patient" {
+            self.unexpected(&e, &format!("{path}.subject"), "a Patient");
+            return None;
+        }
+        Some(self.patient(&e))
+    }
+
+    fn name(&mut self, r: &Value, path: &str) -> Name {
+        let Some(n) = self.arr(r, "name", path).first() else {
+            return Name::default();
+        };
+        let np = format!("{path}.name[0]");
+        let given: Vec<String> = self
+            .arr(n, "given", &np)
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(str::to_string)
+            .collect();
+        Name {
+            family: self.st(n, "family", &np),
+            given: (!given.is_empty()).then(|| given.join(" ")),
+            middle: self
+                .extension(n, ext::NB_MIDDLENAME, &np)
+                .and_then(|e| e.get("valueString"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            text: self.st(n, "text", &np),
+        }
+    }
+
+    fn address(&mut self, a: &Value, path: &str) -> Option<Address> {
+        if !a.is_object() {
+            self.note(
+                codes::FHIR_VALUE_INVALID,
+                Severity::Warning,
+                path,
+                "expected an Address",
+            );
+            return None;
+        }
+        let lines: Vec<&str> = self
+            .arr(a, "line", path)
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        let official = self
+            .extension(a, ext::NB_ADDRESS_OFFICIAL, path)
+            .and_then(|e| e.get("valueBoolean"))
+            .and_then(Value::as_bool)
+            == Some(true);
+        let use_ = self.st(a, "use", path);
+        let type_ = self.st(a, "type", path);
+        let municipality = a.get("_district").and_then(|d| {
+            let e = d
+                .get("extension")?
+                .as_array()?
+                .iter()
+                .find(|e| e.get("url").and_then(Value::as_str) == Some(ext::NB_MUNICIPALITY))?;
+            let c = e.get("valueCoding")?;
+            let system = c.get("system").and_then(Value::as_str).unwrap_or("");
+            let known = system == sys::MUNICIPALITY || sys::MUNICIPALITY_ALT.contains(&system);
+            known
+                .then(|| c.get("code").and_then(Value::as_str))
+                .flatten()
+                .map(str::to_string)
+        });
+        let addr = Address {
+            kind: address_kind(use_.as_deref(), type_.as_deref(), official).map(str::to_string),
+            street: (!lines.is_empty()).then(|| lines.join(", ")),
+            postal_code: self.st(a, "postalCode", path),
+            city: self.st(a, "city", path),
+            municipality,
+            country: self.st(a, "country", path),
+        };
+        (addr != Address::default()).then_some(addr)
+    }
+
+    fn telecoms(&mut self, r: &Value, path: &str) -> Vec<Telecom> {
+        let mut out = Vec::new();
+        for (n, t) in self.arr(r, "telecom", path).iter().enumerate() {
+            let tp = format!("{path}.telecom[{n}]");
+            let Some(value) = self.st(t, "value", &tp) else {
+                continue;
+            };
+            let system = self.st(t, "system", &tp);
+            let prefix = TELECOM_SCHEME
+                .iter()
+                .find(|(_, s)| Some(*s) == system.as_deref())
+                .map(|(p, _)| *p)
+                .unwrap_or("");
+            let use_ = self.st(t, "use", &tp);
+            let kind = TELECOM_USE
+                .iter()
+                .find(|(_, u)| Some(*u) == use_.as_deref())
+                .map(|(k, _)| (*k).to_string());
+            out.push(Telecom {
+                kind,
+                value: format!("{prefix}{value}"),
+            });
+        }
+        out
+    }
+
+    // ------------------------------------------------------------ referral
+
+    fn referral(&mut self, sr: &'a Value, p: &str, header: &Header) -> Referral {
+        let mut r = Referral {
+            id: self
+                .arr(sr, "identifier", p)
+                .first()
+                .and_then(|i| self.st(i, "value", &format!("{p}.identifier[0]"))),
+            issue_date: self.st(sr, "authoredOn", p),
+            description: self.cc_at(sr, "code", p),
+            patient: self.subject(sr, p),
+            ..Referral::default()
+        };
+        r.service_type = self.service_type(sr, p).or_else(|| {
+            (sr.get("status").and_then(Value::as_str) == Some("revoked"))
+                .then_some(ServiceType::Cancellation)
+        });
+        let exact = sr
+            .get("_priority")
+            .and_then(|x| {
+                x.get("extension")?
+                    .as_array()?
+                    .iter()
+                    .find(|e| e.get("url").and_then(Value::as_str) == Some(ext::KG_HASTEGRAD))
+            })
+            .and_then(|e| e.get("valueCoding"))
+            .cloned();
+        r.priority = match (exact, self.st(sr, "priority", p)) {
+            (Some(c), _) => self.coding(&c, &format!("{p}._priority.extension")),
+            (None, Some(pr)) => {
+                let h = mapping::hastegrad_of(&pr);
+                if h.is_none() {
+                    self.note(
+                        codes::FHIR_VALUE_INVALID,
+                        Severity::Warning,
+                        &format!("{p}.priority"),
+                        "not a request-priority code",
+                    );
+                }
+                h
+            }
+            (None, None) => None,
+        };
+        r.requester = self
+            .resolve_at(sr, "requester", p)
+            .and_then(|e| self.party(&e, &format!("{p}.requester")));
+        r.service_provider = self
+            .arr(sr, "performer", p)
+            .first()
+            .and_then(|x| self.resolve(x, &format!("{p}.performer[0]")))
+            .and_then(|e| self.party(&e, &format!("{p}.performer[0]")));
+        // Diagnoses: reasonCode, then Conditions from reasonReference and supportingInfo; a Condition
+        // with the same code as a reasonCode replaces it (it says more: clarified or not).
+        for (n, c) in self.arr(sr, "reasonCode", p).iter().enumerate() {
+            if let Some(code) = self.cc(c, &format!("{p}.reasonCode[{n}]")) {
+                push_diagnosis(
+                    &mut r.diagnoses,
+                    Diagnosis {
+                        code,
+                        confirmed: None,
+                        ..Diagnosis::default()
+                    },
+                );
+            }
+        }
+        let mut refs: Vec<(String, &Value)> = Vec::new();
+        for key in ["reasonReference", "supportingInfo"] {
+            for (n, x) in self.arr(sr, key, p).iter().enumerate() {
+                refs.push((format!("{p}.{key}[{n}]"), x));
+            }
+        }
+        for (rp, x) in refs {
+            let Some(e) = self.resolve(x, &rp) else {
+                continue;
+            };
+            let (res, ep) = (e.resource, e.path.clone());
+            match rtype(res) {
+                "Condition" => {
+                    if let Some(d) = self.condition(res, &ep) {
+                        push_diagnosis(&mut r.diagnoses, d);
+                    }
+                }
+                "Observation" => r.observations.extend(self.observation(res, &ep)),
+                "Flag" => r.flags.extend(self.cc_at(res, "code", &ep)),
+                "MedicationStatement" => r.medications.push(self.medication(res, &ep)),
+                "CarePlan" => {
+                    if let Some(d) = self.st(res, "description", &ep) {
+                        r.plan = Some(d);
+                    }
+                }
+                _ => self.unexpected(
+                    &e,
+                    &rp,
+                    "a Condition, Observation, Flag, MedicationStatement or CarePlan",
+                ),
+            }
+        }
+        for (n, a) in self.arr(sr, "note", p).iter().enumerate() {
+            let ap = format!("{p}.note[{n}]");
+            if let Some(t) = self.st(a, "text", &ap) {
+                let heading = self.heading(a, &ap);
+                r.texts.push(TextSection {
+                    heading,
+                    text: t,
+                    ..TextSection::default()
+                });
+            }
+        }
+        if r.patient.is_none() {
+            r.patient = header.patient.clone();
+        }
+        r
+    }
+
+    fn service_type(&mut self, r: &Value, p: &str) -> Option<ServiceType> {
+        self.extension(r, ext::KG_SERVICE_TYPE, p)
+            .and_then(|e| e.get("valueCoding"))
+            .and_then(|c| c.get("code"))
+            .and_then(Value::as_str)
+            .and_then(ServiceType::from_kith)
+    }
+
+    fn condition(&mut self, c: &Value, p: &str) -> Option<Diagnosis> {
+        let code = self.cc_at(c, "code", p)?;
+        let ver = c
+            .get("verificationStatus")
+            .and_then(|v| v.get("coding"))
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .and_then(|x| x.get("code"))
+            .and_then(Value::as_str);
+        let confirmed = match ver {
+            Some("confirmed") => Some(true),
+            Some("provisional" | "differential" | "unconfirmed") => Some(false),
+            _ => None,
+        };
+        Some(Diagnosis {
+            code,
+            confirmed,
+            ..Diagnosis::default()
+        })
+    }
+
+    /// An Observation; a panel's components become observations of their own (same time).
+    fn observation(&mut self, o: &Value, p: &str) -> Vec<Observation> {
+        let time = self.st(o, "effectiveDateTime", p).or_else(|| {
+            o.get("effectivePeriod")
+                .and_then(|x| x.get("start"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+        let mut out = Vec::new();
+        let code = self.cc_at(o, "code", p).unwrap_or_default();
+        let has_value = o.get("valueQuantity").is_some() || o.get("valueCodeableConcept").is_some();
+        let components = self.arr(o, "component", p);
+        if has_value || components.is_empty() {
+            let mut ob = Observation {
+                code,
+                time: time.clone(),
+                ..Observation::default()
+            };
+            self.value(o, p, &mut ob);
+            out.push(ob);
+        }
+        for (n, c) in components.iter().enumerate() {
+            let cp = format!("{p}.component[{n}]");
+            let mut ob = Observation {
+                code: self.cc_at(c, "code", &cp).unwrap_or_default(),
+                time: time.clone(),
+                ..Observation::default()
+            };
+            self.value(c, &cp, &mut ob);
+            out.push(ob);
+        }
+        out
+    }
+
+    fn value(&mut self, o: &Value, p: &str, ob: &mut Observation) {
+        if let Some(q) = self.ob(o, "valueQuantity", p) {
+            let qp = format!("{p}.valueQuantity");
+            ob.value = match q.get("value") {
+                None => None,
+                Some(v) => {
+                    let f = v.as_f64();
+                    if f.is_none() {
+                        self.note(
+                            codes::FHIR_VALUE_INVALID,
+                            Severity::Warning,
+                            &format!("{qp}.value"),
+                            "expected a number",
+                        );
+                    }
+                    f
+                }
+            };
+            ob.unit = self.st(q, "unit", &qp).or_else(|| self.st(q, "code", &qp));
+        } else if o.get("valueCodeableConcept").is_some() {
+            ob.value_code = self.cc_at(o, "valueCodeableConcept", p);
+        }
+    }
+
+    fn medication(&mut self, m: &Value, p: &str) -> Medication {
+        Medication {
+            drug: self.cc_at(m, "medicationCodeableConcept", p),
+            dosage_text: self
+                .arr(m, "dosage", p)
+                .first()
+                .and_then(|d| self.st(d, "text", &format!("{p}.dosage[0]"))),
+            status: self
+                .extension(m, ext::KG_MEDICATION_STATUS, p)
+                .and_then(|e| e.get("valueString"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            ..Medication::default()
+        }
+    }
+
+    // ------------------------------------------------------------ epicrisis
+
+    fn epicrisis(&mut self, doc: &[Entry<'a>], base: &str) -> Option<Epicrisis> {
+        let Some(first) = doc.first().filter(|e| rtype(e.resource) == "Composition") else {
+            self.note(
+                codes::FHIR_COMPOSITION_MISSING,
+                Severity::Error,
+                &format!("{base}.entry[0]"),
+                "a document Bundle must start with a Composition",
+            );
+            return None;
+        };
+        let (c, p) = (first.resource, first.path.clone());
+        let mut e = Epicrisis {
+            id: self
+                .ob(c, "identifier", &p)
+                .and_then(|i| self.st(i, "value", &format!("{p}.identifier"))),
+            service_type: self.service_type(c, &p),
+            status: self
+                .st(c, "status", &p)
+                .and_then(|s| mapping::epicrisis_status(&s))
+                .map(str::to_string),
+            issue_date: self.st(c, "date", &p),
+            patient: self.subject(c, &p),
+            ..Epicrisis::default()
+        };
+        // Author: a PractitionerRole or Organization names the whole party; a bare Practitioner
+        // belongs to the custodian.
+        let author = self
+            .arr(c, "author", &p)
+            .first()
+            .and_then(|a| self.resolve(a, &format!("{p}.author[0]")));
+        e.service_provider = match author {
+            Some(a) if rtype(a.resource) == "Practitioner" => {
+                let prof = self.practitioner(a.resource, &a.path);
+                let mut org = self
+                    .resolve_at(c, "custodian", &p)
+                    .filter(|o| rtype(o.resource) == "Organization")
+                    .map(|o| self.org_chain(&o))
+                    .unwrap_or_default();
+                deepest(&mut org).professional = Some(prof);
+                Some(org)
+            }
+            Some(a) => self.party(&a, &format!("{p}.author[0]")),
+            None => self
+                .resolve_at(c, "custodian", &p)
+                .and_then(|o| self.party(&o, &format!("{p}.custodian"))),
+        };
+        if let Some(enc) = self.resolve_at(c, "encounter", &p) {
+            let (r, ep) = (enc.resource, enc.path.clone());
+            if let Some(period) = self.ob(r, "period", &ep) {
+                e.admitted = self.st(period, "start", &format!("{ep}.period"));
+                e.discharged = self.st(period, "end", &format!("{ep}.period"));
+            }
+            if let Some(b) = self.arr(r, "basedOn", &ep).first() {
+                let bp = format!("{ep}.basedOn[0]");
+                if let Some(v) = b
+                    .get("identifier")
+                    .and_then(|i| i.get("value"))
+                    .and_then(Value::as_str)
+                {
+                    e.referral_id = Some(v.to_string());
+                } else if let Some(sr) = self.resolve(b, &bp) {
+                    let srr = sr.resource;
+                    // Its identifier; a referral without any identifier element is known by its id.
+                    e.referral_id = match srr.get("identifier") {
+                        Some(_) => self
+                            .arr(srr, "identifier", &sr.path)
+                            .first()
+                            .and_then(|i| i.get("value"))
+                            .and_then(Value::as_str),
+                        None => srr.get("id").and_then(Value::as_str),
+                    }
+                    .map(str::to_string);
+                    e.requester = self
+                        .resolve_at(srr, "requester", &sr.path)
+                        .and_then(|x| self.party(&x, &format!("{}.requester", sr.path)));
+                }
+            }
+        }
+        self.sections(c, &p, &mut e, 0);
+        Some(e)
+    }
+
+    fn sections(&mut self, v: &Value, p: &str, e: &mut Epicrisis, depth: usize) {
+        for (n, s) in self.arr(v, "section", p).iter().enumerate() {
+            let sp = format!("{p}.section[{n}]");
+            let entries = self.arr(s, "entry", &sp);
+            // The narrative is read whatever the entries are (kadgate writes none for its own
+            // diagnosis and medication sections); it is the readable form of entries not read.
+            {
+                let heading = self
+                    .cc_at(s, "code", &sp)
+                    .map(|mut c| {
+                        if c.display.is_none() {
+                            c.display = self.st(s, "title", &sp);
+                        }
+                        c
+                    })
+                    .or_else(|| {
+                        self.st(s, "title", &sp).map(|t| Code {
+                            code: String::new(),
+                            system: None,
+                            display: Some(t),
+                        })
+                    });
+                let div = s
+                    .get("text")
+                    .and_then(|t| t.get("div"))
+                    .and_then(Value::as_str);
+                if let Some(text) = div.and_then(|d| self.xhtml_text(d, &format!("{sp}.text.div")))
+                {
+                    e.texts.push(TextSection {
+                        heading,
+                        text,
+                        ..TextSection::default()
+                    });
+                }
+            }
+            for (k, x) in entries.iter().enumerate() {
+                let xp = format!("{sp}.entry[{k}]");
+                let Some(r) = self.resolve(x, &xp) else {
+                    continue;
+                };
+                let (res, rp) = (r.resource, r.path.clone());
+                match rtype(res) {
+                    "Condition" => {
+                        if let Some(d) = self.condition(res, &rp) {
+                            let d = Diagnosis {
+                                confirmed: d.confirmed,
+                                ..d
+                            };
+                            e.diagnoses.push(d);
+                        }
+                    }
+                    "MedicationStatement" => e.medications.push(self.medication(res, &rp)),
+                    // Other entries (allergies, encounters, …) are read through the narrative.
+                    _ => {}
+                }
+            }
+            if depth < 16 {
+                self.sections(s, &sp, e, depth + 1);
+            }
+        }
+    }
+
+    /// An XHTML narrative → plain text: one line per block, trimmed, empty lines dropped.
+    fn xhtml_text(&mut self, div: &str, path: &str) -> Option<String> {
+        let limits = crate::xml::Limits {
+            max_bytes: 4 * 1024 * 1024,
+            max_depth: 32,
+            max_elements: 50_000,
+        };
+        match crate::xml::scan(div.as_bytes(), &limits) {
+            Ok(doc) => {
+                let mut raw = String::new();
+                flatten(&doc.root, &mut raw);
+                let lines: Vec<&str> = raw
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                (!lines.is_empty()).then(|| lines.join("\n"))
+            }
+            Err(_) => {
+                self.note(
+                    codes::FHIR_VALUE_INVALID,
+                    Severity::Warning,
+                    path,
+                    "narrative is not well-formed XHTML; not read",
+                );
+                None
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ dialog
+
+    fn dialog(&mut self, c: &'a Value, p: &str) -> (Dialog, Option<Patient>, Option<Conversation>) {
+        let mut d = Dialog {
+            document_id: self
+                .arr(c, "identifier", p)
+                .first()
+                .and_then(|i| self.st(i, "value", &format!("{p}.identifier[0]"))),
+            ..Dialog::default()
+        };
+        if let Some(t) = self.ob(c, "topic", p) {
+            let tp = format!("{p}.topic");
+            d.topic = self
+                .arr(t, "coding", &tp)
+                .first()
+                .and_then(|x| self.coding(x, &format!("{tp}.coding[0]")));
+            d.topic_text = self.st(t, "text", &tp);
+        }
+        for (n, x) in self.arr(c, "payload", p).iter().enumerate() {
+            let xp = format!("{p}.payload[{n}]");
+            if let Some(t) = self.st(x, "contentString", &xp) {
+                let heading = self.heading(x, &xp);
+                d.texts.push(TextSection {
+                    heading,
+                    text: t,
+                    ..TextSection::default()
+                });
+            }
+        }
+        if let Some(r) = self
+            .extension(c, ext::KG_RESPONSIBLE, p)
+            .and_then(|e| e.get("valueReference"))
+        {
+            let rp = format!("{p}.extension");
+            d.responsible = self
+                .resolve(r, &rp)
+                .and_then(|e| self.party(&e, &rp))
+                .and_then(|o| o.professional);
+        }
+        let msg_ref = |key: &str| {
+            c.get(key)
+                .and_then(Value::as_array)
+                .and_then(|a| a.first())
+                .and_then(|r| r.get("identifier"))
+                .and_then(|i| i.get("value"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let conv = Conversation {
+            ref_to_parent: msg_ref("inResponseTo"),
+            ref_to_conversation: msg_ref("basedOn"),
+        };
+        let conv = (conv != Conversation::default()).then_some(conv);
+        (d, self.subject(c, p), conv)
+    }
+
+    // ------------------------------------------------------------ receipt
+
+    fn receipt(&mut self, resp: &Value, p: &str, header: &Header) -> Receipt {
+        let code = self.st(resp, "code", p);
+        let parsed = code.as_deref().and_then(ResponseCode::parse);
+        let mut errors = Vec::new();
+        let mut worst_issue = false;
+        if let Some(oo) = self.resolve_at(resp, "details", p) {
+            let (o, op) = (oo.resource, oo.path.clone());
+            for (n, i) in self.arr(o, "issue", &op).iter().enumerate() {
+                let ip = format!("{op}.issue[{n}]");
+                let sev = i.get("severity").and_then(Value::as_str).unwrap_or("");
+                worst_issue |= matches!(sev, "fatal" | "error" | "warning");
+                let detail = self
+                    .cc_at(i, "details", &ip)
+                    .filter(|c| !c.code.is_empty() || c.display.is_some());
+                let code = detail.or_else(|| {
+                    let c = i.get("code").and_then(Value::as_str)?;
+                    Some(Code {
+                        code: c.to_string(),
+                        system: Some(sys::ISSUE_TYPE.to_string()),
+                        display: i
+                            .get("diagnostics")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                    })
+                });
+                errors.extend(code);
+            }
+        }
+        let status = match parsed {
+            Some(ResponseCode::Ok) if worst_issue => ReceiptStatus::Partial,
+            Some(ResponseCode::Ok) => ReceiptStatus::Ok,
+            Some(ResponseCode::FatalError) => ReceiptStatus::Rejected,
+            Some(ResponseCode::TransientError) => {
+                self.note(
+                    codes::FHIR_RESPONSE_TRANSIENT,
+                    Severity::Info,
+                    &format!("{p}.code"),
+                    "transient-error: read as rejected; the request may be sent again",
+                );
+                ReceiptStatus::Rejected
+            }
+            None => {
+                self.note(
+                    codes::FHIR_RESPONSE_CODE,
+                    Severity::Warning,
+                    &format!("{p}.code"),
+                    "response code is not ok, transient-error or fatal-error; read as rejected",
+                );
+                ReceiptStatus::Rejected
+            }
+        };
+        let issue_date = self
+            .extension(resp, ext::KG_ORIGINAL_ISSUE_DATE, p)
+            .and_then(|e| e.get("valueString"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        Receipt {
+            status,
+            errors,
+            original_msg_id: self.st(resp, "identifier", p),
+            original_msg_type: (!header.msg_type.is_empty()).then(|| header.msg_type.clone()),
+            original_issue_date: issue_date,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Name {
+    family: Option<String>,
+    given: Option<String>,
+    middle: Option<String>,
+    text: Option<String>,
+}
+
+/// The deepest unit of a chain.
+fn deepest(org: &mut Organisation) -> &mut Organisation {
+    match org.unit {
+        Some(ref mut u) => deepest(u),
+        None => org,
+    }
+}
+
+/// Add a diagnosis; one with the same code replaces an earlier one without a clarification status.
+fn push_diagnosis(v: &mut Vec<Diagnosis>, d: Diagnosis) {
+    let same = |x: &Diagnosis| x.code.code == d.code.code && x.code.system == d.code.system;
+    match v.iter_mut().find(|x| same(x)) {
+        Some(x) => {
+            if x.confirmed.is_none() {
+                x.confirmed = d.confirmed;
+            }
+            if x.code.display.is_none() {
+                x.code.display = d.code.display;
+            }
+        }
+        None => v.push(d),
+    }
+}
+
+/// `urn:oid:2.16.578.1.12.4.1.2:<HER-id>` (the shared examples' endpoint form) → a party known
+/// only by its HER-id.
+fn her_of_endpoint(endpoint: &str) -> Option<Organisation> {
+    let id = endpoint.strip_prefix(sys::HER)?.strip_prefix(':')?.trim();
+    (!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())).then(|| Organisation {
+        idents: vec![Ident::new(id, "HER")],
+        ..Organisation::default()
+    })
+}
+
+fn flatten(e: &crate::xml::Element, out: &mut String) {
+    let block = matches!(
+        e.name.as_str(),
+        "p" | "div" | "br" | "tr" | "li" | "h1" | "h2" | "h3" | "h4" | "table"
+    );
+    if block {
+        out.push('\n');
+    }
+    out.push_str(&e.text);
+    for c in &e.children {
+        if matches!(c.name.as_str(), "td" | "th") {
+            out.push(' ');
+        }
+        flatten(c, out);
+    }
+    if block {
+        out.push('\n');
+    }
+}

@@ -1,0 +1,1180 @@
+//! Canonical model → FHIR R4 JSON.
+//!
+//! - Referral → message Bundle (event `kad-henvisning`) whose focus is a ServiceRequest;
+//! - Epicrisis → document Bundle (Composition typed 9602 `A03-2`), or with
+//!   [`encode_epicrisis_message`] that document inside a message (event `epikrise`);
+//! - Dialog → message Bundle whose focus is a Communication;
+//! - Receipt → response message (`MessageHeader.response`, OperationOutcome from the error codes);
+//! - [`response_message`]: the `$process-message` reply to a request header.
+//!
+//! Output is deterministic: every id is a UUID v5 derived from the message id (or, without one, from
+//! the whole message) and the content it names, so the same model always gives the same bytes.
+//! References are `urn:uuid:` fullUrls. What the FHIR form cannot hold is listed in
+//! `docs/mapping/fhir.md`. This module does not validate its output (the tests run it through an
+//! independent R4 validator) and never panics: a model FHIR cannot express at all is an
+//! [`EncodeError`].
+
+use std::collections::HashSet;
+
+use serde_json::{json, Map, Value};
+
+use super::mapping::{
+    self, address_use, coding_system, derive_uuid, event, ext, fhir_date, fhir_datetime,
+    fhir_instant, fhir_priority, gender, is_fhir_id, issue_type_of_apprec_error, oid,
+    org_id_system, person_id_system, sys, ResponseCode, TELECOM_SCHEME, TELECOM_USE,
+};
+use crate::model::{
+    Address, Body, Code, Conversation, Diagnosis, Dialog, Epicrisis, Header, Ident, Medication,
+    Message, Observation, Organisation, Patient, Professional, Receipt, ReceiptStatus, Referral,
+    Telecom, TextSection,
+};
+
+/// Why a model could not be written as FHIR.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// The body kind has no FHIR form in kadgate (PLO, opaque content).
+    #[error("a {0} message has no FHIR form")]
+    Unsupported(&'static str),
+    /// A fact FHIR requires is missing from the model.
+    #[error("FHIR needs {0}, and the message has none")]
+    Missing(&'static str),
+}
+
+/// Encode a message: Referral, Dialog and Receipt as message Bundles, Epicrisis as a document Bundle.
+pub fn encode(msg: &Message) -> Result<Value, EncodeError> {
+    match &msg.body {
+        Body::Referral(r) => Ok(referral_message(msg, r)),
+        Body::Epicrisis(e) => {
+            let mut b = Builder::new(msg);
+            let doc = document(&mut b, msg, e, true)?;
+            Ok(doc)
+        }
+        Body::Dialog(d) => Ok(dialog_message(msg, d)),
+        Body::Receipt(r) => receipt_message(msg, r),
+        Body::Plo(_) => Err(EncodeError::Unsupported("PLO")),
+        Body::Opaque => Err(EncodeError::Unsupported("opaque")),
+    }
+}
+
+/// An epicrisis as a message for delivery: MessageHeader (event `epikrise`) whose focus is the
+/// document Bundle, with sender and receivers as entries of the message.
+pub fn encode_epicrisis_message(msg: &Message) -> Result<Value, EncodeError> {
+    let Body::Epicrisis(e) = &msg.body else {
+        return Err(EncodeError::Missing("an epicrisis body"));
+    };
+    let mut doc_builder = Builder::new(msg);
+    let doc = document(&mut doc_builder, msg, e, false)?;
+    let mut b = Builder::new(msg);
+    let focus = b.add_raw("document", doc);
+    Ok(b.message(msg, event::EPICRISIS, Some(focus), None, true))
+}
+
+/// The `$process-message` reply to `request`: a new message (id `new_id`, timestamp `now`) whose
+/// `response` quotes the request's `MessageHeader.id`, addressed back to the request's sender, with
+/// `outcome` (an OperationOutcome) as `response.details`. Deterministic given its inputs, so a
+/// duplicate request can be answered byte for byte.
+pub fn response_message(
+    request: &Header,
+    code: ResponseCode,
+    outcome: Option<Value>,
+    now: &str,
+    new_id: &str,
+) -> Value {
+    let mut b = Builder::keyed(new_id);
+    let mut header = request.clone();
+    header.msg_id = Some(new_id.to_string());
+    header.gen_date = Some(now.to_string());
+    std::mem::swap(&mut header.sender, &mut header.receiver);
+    header.copy_receivers.clear();
+    header.conversation = None;
+    let details = outcome.map(|o| b.add_raw("outcome", o));
+    let mut response = json!({
+        "identifier": request.msg_id.as_deref().map(str::trim).filter(|i| is_fhir_id(i))
+            .map(str::to_string)
+            .unwrap_or_else(|| derive_uuid(&[new_id, "request-without-id"])),
+        "code": code.as_str(),
+    });
+    if let Some(d) = details {
+        response["details"] = json!({ "reference": d });
+    }
+    let ev = request.msg_type.clone();
+    b.message(
+        &Message {
+            header,
+            body: Body::Opaque,
+        },
+        &ev,
+        None,
+        Some(response),
+        false,
+    )
+}
+
+// ---------------------------------------------------------------- the bundle builder
+
+struct Builder {
+    key: String,
+    entries: Vec<Value>,
+    seen: HashSet<String>,
+}
+
+/// The references a party became: the one to point at, and its top organisation.
+struct PartyRef {
+    reference: Value,
+    root_org: Option<Value>,
+}
+
+impl Builder {
+    fn new(msg: &Message) -> Self {
+        let key = match msg.header.msg_id.as_deref().map(str::trim) {
+            Some(id) if !id.is_empty() => id.to_string(),
+            _ => derive_uuid(&[&serde_json::to_string(msg).unwrap_or_default()]),
+        };
+        Self::keyed(&key)
+    }
+
+    fn keyed(key: &str) -> Self {
+        Builder {
+            key: key.to_string(),
+            entries: Vec::new(),
+            seen: HashSet::new(),
+        }
+    }
+
+    fn uuid(&self, parts: &[&str]) -> String {
+        let mut all = vec![self.key.as_str()];
+        all.extend_from_slice(parts);
+        derive_uuid(&all)
+    }
+
+    /// Add a resource named by (kind, content) once; returns its fullUrl.
+    fn add(&mut self, kind: &str, content: &str, mut resource: Value) -> String {
+        let id = self.uuid(&[kind, content]);
+        let url = format!("urn:uuid:{id}");
+        if self.seen.insert(url.clone()) {
+            resource["id"] = Value::String(id);
+            self.entries
+                .push(json!({ "fullUrl": url, "resource": resource }));
+        }
+        url
+    }
+
+    /// Add a resource whose id is already set (or set it from `kind`).
+    fn add_raw(&mut self, kind: &str, mut resource: Value) -> String {
+        let id = match resource.get("id").and_then(Value::as_str) {
+            Some(i) if is_fhir_id(i) => i.to_string(),
+            _ => self.uuid(&[kind]),
+        };
+        resource["id"] = Value::String(id.clone());
+        let url = format!("urn:uuid:{}", self.uuid(&[kind, &id]));
+        if self.seen.insert(url.clone()) {
+            self.entries
+                .push(json!({ "fullUrl": url, "resource": resource }));
+        }
+        url
+    }
+
+    // ------------------------------------------------------------ parties
+
+    fn patient(&mut self, p: Option<&crate::model::Patient>) -> Value {
+        match p {
+            Some(p) => {
+                let content = serde_json::to_string(p).unwrap_or_default();
+                let url = self.add("Patient", &content, patient(p));
+                json!({ "reference": url })
+            }
+            None => absent_reference(),
+        }
+    }
+
+    fn professional(&mut self, p: &Professional, org: Option<&str>, path: &str) -> Value {
+        let content = format!(
+            "{path}\u{0}{}",
+            serde_json::to_string(p).unwrap_or_default()
+        );
+        let url = self.add("Practitioner", &content, practitioner(p));
+        if org.is_none() && p.role_to_patient.is_none() {
+            return json!({ "reference": url });
+        }
+        let role = o(vec![
+            ("resourceType", s("PractitionerRole")),
+            ("practitioner", Some(json!({ "reference": url }))),
+            ("organization", org.map(|u| json!({ "reference": u }))),
+            (
+                "code",
+                p.role_to_patient.as_ref().and_then(cc).map(|c| json!([c])),
+            ),
+        ]);
+        json!({ "reference": self.add("PractitionerRole", &content, role) })
+    }
+
+    /// An organisation chain → Organization resources (sub-units `partOf` their parent), the
+    /// professional as Practitioner + PractitionerRole at the deepest level. Levels without name
+    /// and identifier (FHIR org-1) are skipped.
+    fn party(&mut self, org: &Organisation) -> Option<PartyRef> {
+        let whole = serde_json::to_string(org).unwrap_or_default();
+        let mut parent: Option<String> = None;
+        let mut root: Option<String> = None;
+        let mut level = Some(org);
+        let mut depth = 0usize;
+        let mut professional: Option<&Professional> = None;
+        while let Some(l) = level {
+            if l.name.is_some() || !l.idents.is_empty() {
+                let res = organization(l, parent.as_deref());
+                let url = self.add("Organization", &format!("{whole}\u{0}{depth}"), res);
+                root.get_or_insert_with(|| url.clone());
+                parent = Some(url);
+            }
+            if l.professional.is_some() {
+                professional = l.professional.as_ref();
+            }
+            level = l.unit.as_deref();
+            depth += 1;
+        }
+        let root_org = root.map(|r| json!({ "reference": r }));
+        let reference = match (professional, &parent) {
+            (Some(p), org_url) => self.professional(p, org_url.as_deref(), &whole),
+            (None, Some(u)) => json!({ "reference": u }),
+            (None, None) => return None,
+        };
+        Some(PartyRef {
+            reference,
+            root_org,
+        })
+    }
+
+    fn party_ref(&mut self, org: Option<&Organisation>) -> Option<Value> {
+        org.and_then(|o| self.party(o)).map(|p| p.reference)
+    }
+
+    // ------------------------------------------------------------ the message
+
+    /// The message Bundle: MessageHeader first, then everything added so far.
+    fn message(
+        mut self,
+        msg: &Message,
+        default_event: &str,
+        focus: Option<String>,
+        response: Option<Value>,
+        conversation_ext: bool,
+    ) -> Value {
+        let h = &msg.header;
+        let sender = h.sender.as_ref().and_then(|o| self.party(o));
+        let receiver = h.receiver.as_ref().and_then(|o| self.party(o));
+        let mut destinations = vec![destination(
+            h.receiver.as_ref(),
+            receiver.as_ref(),
+            None,
+            &self.uuid(&["destination"]),
+        )];
+        for (n, c) in h.copy_receivers.iter().enumerate() {
+            let r = self.party(&c.party);
+            destinations.push(destination(
+                Some(&c.party),
+                r.as_ref(),
+                c.role.as_deref(),
+                &self.uuid(&["destination", &n.to_string()]),
+            ));
+        }
+        let ev =
+            mapping::event_of_msg_type(&h.msg_type).unwrap_or_else(|| default_event.to_string());
+        let mut mh = o(vec![
+            ("resourceType", s("MessageHeader")),
+            (
+                "id",
+                Some(Value::String(
+                    h.msg_id
+                        .as_deref()
+                        .map(str::trim)
+                        .filter(|i| is_fhir_id(i))
+                        .map(str::to_string)
+                        .unwrap_or_else(|| self.uuid(&["MessageHeader"])),
+                )),
+            ),
+            ("destination", Some(Value::Array(destinations))),
+            ("sender", sender.as_ref().map(|p| p.reference.clone())),
+            (
+                "source",
+                Some(json!({
+                    "name": "kadgate",
+                    "software": "kadgate",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "endpoint": endpoint(h.sender.as_ref(), &self.uuid(&["source"])),
+                })),
+            ),
+            ("response", response),
+            ("focus", focus.map(|f| json!([{ "reference": f }]))),
+        ]);
+        set_event(&mut mh, &ev, h.msg_type_text.as_deref());
+        if conversation_ext {
+            if let Some(c) = h.conversation.as_ref().and_then(conversation) {
+                mh["extension"] = json!([c]);
+            }
+        }
+        let mh_id = mh["id"].as_str().unwrap_or_default().to_string();
+        let mh_url = match uuid::Uuid::try_parse(&mh_id) {
+            Ok(u) => format!("urn:uuid:{u}"),
+            Err(_) => format!("urn:uuid:{}", self.uuid(&["MessageHeader", &mh_id])),
+        };
+        let mut entries = vec![json!({ "fullUrl": mh_url, "resource": mh })];
+        entries.append(&mut self.entries);
+        o(vec![
+            ("resourceType", s("Bundle")),
+            ("id", Some(Value::String(self.uuid(&["Bundle"])))),
+            ("type", s("message")),
+            (
+                "timestamp",
+                h.gen_date
+                    .as_deref()
+                    .and_then(fhir_instant)
+                    .map(Value::String),
+            ),
+            ("entry", Some(Value::Array(entries))),
+        ])
+    }
+}
+
+fn set_event(mh: &mut Value, ev: &str, display: Option<&str>) {
+    if ev.contains(':') {
+        mh["eventUri"] = Value::String(ev.to_string());
+    } else {
+        let code = if ev.trim().is_empty() {
+            "unknown".to_string()
+        } else {
+            fhir_code(ev)
+        };
+        mh["eventCoding"] = o(vec![
+            ("system", s(event::SYSTEM)),
+            ("code", Some(Value::String(code))),
+            ("display", text(display)),
+        ]);
+    }
+}
+
+/// `destination.endpoint`: the receiver's HER-id as `urn:oid:2.16.578.1.12.4.1.2:<id>` (as the shared
+/// examples write it), else a URN naming this destination.
+fn endpoint(org: Option<&Organisation>, fallback: &str) -> String {
+    match org.and_then(Organisation::leaf_her_id).map(str::trim) {
+        Some(h) if !h.is_empty() && !h.contains(char::is_whitespace) => format!("{}:{h}", sys::HER),
+        _ => format!("urn:uuid:{fallback}"),
+    }
+}
+
+fn destination(
+    org: Option<&Organisation>,
+    r: Option<&PartyRef>,
+    role: Option<&str>,
+    fallback: &str,
+) -> Value {
+    let mut d = o(vec![
+        ("endpoint", Some(Value::String(endpoint(org, fallback)))),
+        ("receiver", r.map(|p| p.reference.clone())),
+    ]);
+    if let Some(role) = role.map(str::trim).filter(|r| !r.is_empty()) {
+        d["extension"] = json!([{ "url": ext::KG_RECEIVER_ROLE, "valueCode": fhir_code(role) }]);
+    }
+    d
+}
+
+fn conversation(c: &Conversation) -> Option<Value> {
+    let mut parts = Vec::new();
+    for (name, v) in [
+        ("refToParent", &c.ref_to_parent),
+        ("refToConversation", &c.ref_to_conversation),
+    ] {
+        if let Some(v) = text(v.as_deref()) {
+            parts.push(json!({ "url": name, "valueString": v }));
+        }
+    }
+    (!parts.is_empty()).then(|| json!({ "url": ext::KG_CONVERSATION, "extension": parts }))
+}
+
+// ---------------------------------------------------------------- referral
+
+fn referral_message(msg: &Message, r: &Referral) -> Value {
+    let mut b = Builder::new(msg);
+    let subject = b.patient(r.patient.as_ref().or(msg.header.patient.as_ref()));
+    let requester = b.party_ref(r.requester.as_ref());
+    let performer = b.party_ref(r.service_provider.as_ref());
+    let reasons: Vec<Value> = r
+        .diagnoses
+        .iter()
+        .enumerate()
+        .filter_map(|(n, d)| condition(&mut b, d, &subject, n))
+        .collect();
+    let mut support = Vec::new();
+    for (n, ob) in r.observations.iter().enumerate() {
+        let url = b.add("Observation", &n.to_string(), observation(ob, &subject));
+        support.push(json!({ "reference": url }));
+    }
+    for (n, f) in r.flags.iter().enumerate() {
+        if let Some(code) = cc(f) {
+            let res = json!({ "resourceType": "Flag", "status": "active", "code": code, "subject": subject });
+            support.push(json!({ "reference": b.add("Flag", &n.to_string(), res) }));
+        }
+    }
+    for (n, m) in r.medications.iter().enumerate() {
+        let url = b.add(
+            "MedicationStatement",
+            &n.to_string(),
+            medication(m, &subject),
+        );
+        support.push(json!({ "reference": url }));
+    }
+    if let Some(plan) = text(r.plan.as_deref()) {
+        let res = json!({ "resourceType": "CarePlan", "status": "active", "intent": "plan", "subject": subject, "description": plan });
+        support.push(json!({ "reference": b.add("CarePlan", "plan", res) }));
+    }
+    let mut sr = o(vec![
+        ("resourceType", s("ServiceRequest")),
+        (
+            "identifier",
+            text(r.id.as_deref()).map(|v| json!([{ "value": v }])),
+        ),
+        (
+            "status",
+            s(
+                if r.service_type == Some(crate::model::ServiceType::Cancellation) {
+                    "revoked"
+                } else {
+                    "active"
+                },
+            ),
+        ),
+        ("intent", s("order")),
+        ("code", r.description.as_ref().and_then(cc)),
+        ("subject", Some(subject)),
+        (
+            "authoredOn",
+            r.issue_date
+                .as_deref()
+                .and_then(fhir_datetime)
+                .map(Value::String),
+        ),
+        ("requester", requester),
+        ("performer", performer.map(|p| json!([p]))),
+        ("reasonReference", nonempty(reasons)),
+        ("supportingInfo", nonempty(support)),
+        (
+            "note",
+            nonempty(r.texts.iter().filter_map(annotation).collect()),
+        ),
+        (
+            "extension",
+            r.service_type.map(|t| json!([service_type(t)])),
+        ),
+    ]);
+    if let Some(p) = &r.priority {
+        sr["priority"] = Value::String(fhir_priority(&p.code).to_string());
+        if let Some(c) = coding(p) {
+            sr["_priority"] =
+                json!({ "extension": [{ "url": ext::KG_HASTEGRAD, "valueCoding": c }] });
+        }
+    }
+    let focus = b.add("ServiceRequest", "referral", sr);
+    b.message(msg, event::REFERRAL, Some(focus), None, true)
+}
+
+fn service_type(t: crate::model::ServiceType) -> Value {
+    json!({
+        "url": ext::KG_SERVICE_TYPE,
+        "valueCoding": { "system": format!("{}{}", mapping::URN_OID, oid::SERVICE_TYPE_7309), "code": t.kith() },
+    })
+}
+
+fn condition(b: &mut Builder, d: &Diagnosis, subject: &Value, n: usize) -> Option<Value> {
+    let code = cc(&d.code)?;
+    let mut res = json!({ "resourceType": "Condition", "code": code, "subject": subject });
+    if let Some(c) = d.confirmed {
+        let v = if c { "confirmed" } else { "provisional" };
+        res["verificationStatus"] =
+            json!({ "coding": [{ "system": sys::CONDITION_VERIFICATION, "code": v }] });
+    }
+    Some(json!({ "reference": b.add("Condition", &n.to_string(), res) }))
+}
+
+/// The LOINC vital signs `REFERRAL-PROFILE.md` names: they get category `vital-signs`.
+const VITAL_SIGNS: &[&str] = &[
+    "9279-1", "59408-5", "2708-6", "3151-8", "85354-9", "8480-6", "8462-4", "8867-4", "67775-7",
+    "8310-5",
+];
+
+fn observation(ob: &Observation, subject: &Value) -> Value {
+    let mut res = o(vec![
+        ("resourceType", s("Observation")),
+        ("status", s("final")),
+        (
+            "code",
+            Some(cc(&ob.code).unwrap_or_else(|| json!({ "extension": [absent()] }))),
+        ),
+        ("subject", Some(subject.clone())),
+        (
+            "effectiveDateTime",
+            ob.time
+                .as_deref()
+                .and_then(fhir_datetime)
+                .map(Value::String),
+        ),
+    ]);
+    let loinc = ob.code.system.as_deref().and_then(coding_system).as_deref() == Some(sys::LOINC);
+    if loinc && VITAL_SIGNS.contains(&ob.code.code.as_str()) {
+        res["category"] =
+            json!([{ "coding": [{ "system": sys::OBSERVATION_CATEGORY, "code": "vital-signs" }] }]);
+    }
+    let value = ob
+        .value
+        .and_then(serde_json::Number::from_f64)
+        .map(Value::Number);
+    if value.is_some() || (ob.value_code.is_none() && ob.unit.is_some()) {
+        res["valueQuantity"] = o(vec![("value", value), ("unit", text(ob.unit.as_deref()))]);
+    } else if let Some(c) = ob.value_code.as_ref().and_then(cc) {
+        res["valueCodeableConcept"] = c;
+    }
+    res
+}
+
+fn medication(m: &Medication, subject: &Value) -> Value {
+    let mut res = o(vec![
+        ("resourceType", s("MedicationStatement")),
+        ("status", s("unknown")),
+        (
+            "medicationCodeableConcept",
+            Some(
+                m.drug
+                    .as_ref()
+                    .and_then(cc)
+                    .unwrap_or_else(|| json!({ "extension": [absent()] })),
+            ),
+        ),
+        ("subject", Some(subject.clone())),
+        (
+            "dosage",
+            text(m.dosage_text.as_deref()).map(|t| json!([{ "text": t }])),
+        ),
+    ]);
+    if let Some(st) = text(m.status.as_deref()) {
+        res["extension"] = json!([{ "url": ext::KG_MEDICATION_STATUS, "valueString": st }]);
+    }
+    res
+}
+
+fn annotation(t: &TextSection) -> Option<Value> {
+    let txt = text(Some(&t.text))?;
+    let mut a = json!({ "text": txt });
+    if let Some(h) = heading(t.heading.as_ref()) {
+        a["extension"] = json!([h]);
+    }
+    Some(a)
+}
+
+fn heading(h: Option<&Code>) -> Option<Value> {
+    coding(h?).map(|c| json!({ "url": ext::KG_HEADING, "valueCoding": c }))
+}
+
+// ---------------------------------------------------------------- epicrisis
+
+fn document(
+    b: &mut Builder,
+    msg: &Message,
+    e: &Epicrisis,
+    standalone: bool,
+) -> Result<Value, EncodeError> {
+    let h = &msg.header;
+    let date = e
+        .issue_date
+        .as_deref()
+        .and_then(fhir_datetime)
+        .or_else(|| h.gen_date.as_deref().and_then(fhir_datetime))
+        .ok_or(EncodeError::Missing(
+            "a document date (issue date or generation time)",
+        ))?;
+    let timestamp = h
+        .gen_date
+        .as_deref()
+        .and_then(fhir_instant)
+        .or_else(|| e.issue_date.as_deref().and_then(fhir_instant))
+        .ok_or(EncodeError::Missing("a document timestamp"))?;
+    let subject = b.patient(e.patient.as_ref().or(h.patient.as_ref()));
+    let author = e.service_provider.as_ref().and_then(|o| b.party(o));
+    let requester = b.party_ref(e.requester.as_ref());
+
+    let mut sections = Vec::new();
+    for t in &e.texts {
+        if let Some(sec) = text_section(t) {
+            sections.push(sec);
+        }
+    }
+    let diags: Vec<Value> = e
+        .diagnoses
+        .iter()
+        .enumerate()
+        .filter_map(|(n, d)| condition(b, d, &subject, n))
+        .collect();
+    if !diags.is_empty() {
+        sections.push(json!({
+            "title": "Diagnoser",
+            "code": { "coding": [{ "system": sys::LOINC, "code": "11535-2", "display": "Hospital discharge Dx Narrative" }] },
+            "entry": diags,
+        }));
+    }
+    let meds: Vec<Value> = e
+        .medications
+        .iter()
+        .enumerate()
+        .map(|(n, m)| {
+            let url = b.add(
+                "MedicationStatement",
+                &n.to_string(),
+                medication(m, &subject),
+            );
+            json!({ "reference": url })
+        })
+        .collect();
+    if !meds.is_empty() {
+        sections.push(json!({
+            "title": "Legemidler",
+            "code": { "coding": [{ "system": sys::LOINC, "code": "10160-0", "display": "History of Medication use Narrative" }] },
+            "entry": meds,
+        }));
+    }
+
+    let referral = (e.referral_id.is_some() || requester.is_some()).then(|| {
+        let sr = o(vec![
+            ("resourceType", s("ServiceRequest")),
+            // Without a referral id the identifier says so, so that no id is read back.
+            (
+                "identifier",
+                Some(match text(e.referral_id.as_deref()) {
+                    Some(v) => json!([{ "value": v }]),
+                    None => json!([{ "extension": [absent()] }]),
+                }),
+            ),
+            ("status", s("completed")),
+            ("intent", s("order")),
+            ("subject", Some(subject.clone())),
+            ("requester", requester.clone()),
+        ]);
+        json!({ "reference": b.add("ServiceRequest", "referral", sr) })
+    });
+    let period = o(vec![
+        (
+            "start",
+            e.admitted
+                .as_deref()
+                .and_then(fhir_datetime)
+                .map(Value::String),
+        ),
+        (
+            "end",
+            e.discharged
+                .as_deref()
+                .and_then(fhir_datetime)
+                .map(Value::String),
+        ),
+    ]);
+    let has_period = period.as_object().is_some_and(|m| !m.is_empty());
+    let encounter = (has_period || referral.is_some()).then(|| {
+        let enc = o(vec![
+            ("resourceType", s("Encounter")),
+            ("status", s("finished")),
+            (
+                "class",
+                Some(json!({ "system": sys::ACT_CODE, "code": "IMP", "display": "inpatient encounter" })),
+            ),
+            ("subject", Some(subject.clone())),
+            ("period", has_period.then_some(period)),
+            ("basedOn", referral.map(|r| json!([r]))),
+            (
+                "serviceProvider",
+                author.as_ref().and_then(|a| a.root_org.clone()),
+            ),
+        ]);
+        json!({ "reference": b.add("Encounter", "stay", enc) })
+    });
+
+    let composition = o(vec![
+        ("resourceType", s("Composition")),
+        (
+            "identifier",
+            text(e.id.as_deref()).map(|v| json!({ "value": v })),
+        ),
+        (
+            "status",
+            s(mapping::composition_status(e.status.as_deref())),
+        ),
+        (
+            "type",
+            Some(
+                json!({ "coding": [{ "system": sys::DOC_TYPE_9602, "code": "A03-2", "display": "Epikrise" }] }),
+            ),
+        ),
+        ("subject", Some(subject.clone())),
+        ("encounter", encounter),
+        ("date", Some(Value::String(date))),
+        (
+            "author",
+            Some(json!([author
+                .as_ref()
+                .map(|a| a.reference.clone())
+                .unwrap_or_else(absent_reference)])),
+        ),
+        ("title", s("Epikrise")),
+        (
+            "custodian",
+            author.as_ref().and_then(|a| a.root_org.clone()),
+        ),
+        ("section", nonempty(sections)),
+        (
+            "extension",
+            e.service_type.map(|t| json!([service_type(t)])),
+        ),
+    ]);
+    let comp_id = b.uuid(&["Composition"]);
+    let mut comp = composition;
+    comp["id"] = Value::String(comp_id.clone());
+    let mut entries = vec![json!({ "fullUrl": format!("urn:uuid:{comp_id}"), "resource": comp })];
+    entries.append(&mut b.entries);
+    let id = if standalone {
+        h.msg_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|i| is_fhir_id(i))
+            .map(str::to_string)
+            .unwrap_or_else(|| b.uuid(&["Bundle"]))
+    } else {
+        b.uuid(&["document"])
+    };
+    Ok(json!({
+        "resourceType": "Bundle",
+        "id": id,
+        "identifier": { "system": sys::RFC3986, "value": format!("urn:uuid:{}", b.uuid(&["document-identifier"])) },
+        "type": "document",
+        "timestamp": timestamp,
+        "entry": entries,
+    }))
+}
+
+fn text_section(t: &TextSection) -> Option<Value> {
+    let div = xhtml(&t.text)?;
+    let h = t.heading.as_ref();
+    Some(o(vec![
+        ("title", h.and_then(|h| text(h.display.as_deref()))),
+        ("code", h.filter(|h| !h.code.trim().is_empty()).and_then(cc)),
+        ("text", Some(json!({ "status": "generated", "div": div }))),
+    ]))
+}
+
+/// Plain text → an XHTML narrative `div`, one `<p>` per non-empty line.
+fn xhtml(t: &str) -> Option<String> {
+    let mut out = String::from("<div xmlns=\"http://www.w3.org/1999/xhtml\">");
+    let mut any = false;
+    for line in t.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        out.push_str("<p>");
+        for c in line.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                c if (c as u32) < 0x20 && c != '\t' => {}
+                c => out.push(c),
+            }
+        }
+        out.push_str("</p>");
+        any = true;
+    }
+    out.push_str("</div>");
+    any.then_some(out)
+}
+
+// ---------------------------------------------------------------- dialog
+
+fn dialog_message(msg: &Message, d: &Dialog) -> Value {
+    let mut b = Builder::new(msg);
+    let h = &msg.header;
+    let subject = h.patient.as_ref().map(|p| b.patient(Some(p)));
+    let sender = b.party_ref(h.sender.as_ref());
+    let recipient = b.party_ref(h.receiver.as_ref());
+    let mut topic = Map::new();
+    if let Some(c) = d.topic.as_ref().and_then(coding) {
+        topic.insert("coding".into(), json!([c]));
+    }
+    if let Some(t) = text(d.topic_text.as_deref()) {
+        topic.insert("text".into(), t);
+    }
+    let topic = (!topic.is_empty()).then_some(Value::Object(topic));
+    let payload: Vec<Value> = d
+        .texts
+        .iter()
+        .filter_map(|t| {
+            let txt = text(Some(&t.text))?;
+            let mut p = json!({ "contentString": txt });
+            if let Some(hd) = heading(t.heading.as_ref()) {
+                p["extension"] = json!([hd]);
+            }
+            Some(p)
+        })
+        .collect();
+    let conv = h.conversation.as_ref();
+    let msg_ref = |id: Option<&str>| {
+        text(id).map(|v| json!([{ "identifier": { "system": sys::MESSAGE_ID, "value": v } }]))
+    };
+    let mut comm = o(vec![
+        ("resourceType", s("Communication")),
+        (
+            "identifier",
+            text(d.document_id.as_deref()).map(|v| json!([{ "value": v }])),
+        ),
+        (
+            "basedOn",
+            msg_ref(conv.and_then(|c| c.ref_to_conversation.as_deref())),
+        ),
+        (
+            "inResponseTo",
+            msg_ref(conv.and_then(|c| c.ref_to_parent.as_deref())),
+        ),
+        ("status", s("completed")),
+        ("topic", topic),
+        ("subject", subject),
+        (
+            "sent",
+            h.gen_date
+                .as_deref()
+                .and_then(fhir_datetime)
+                .map(Value::String),
+        ),
+        ("recipient", recipient.map(|r| json!([r]))),
+        ("sender", sender),
+        ("payload", nonempty(payload)),
+    ]);
+    if let Some(p) = &d.responsible {
+        let r = b.professional(p, None, "responsible");
+        comm["extension"] = json!([{ "url": ext::KG_RESPONSIBLE, "valueReference": r }]);
+    }
+    let focus = b.add("Communication", "dialog", comm);
+    b.message(msg, event::DIALOG, Some(focus), None, false)
+}
+
+// ---------------------------------------------------------------- receipt
+
+fn receipt_message(msg: &Message, r: &Receipt) -> Result<Value, EncodeError> {
+    let original = r
+        .original_msg_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|i| is_fhir_id(i))
+        .ok_or(EncodeError::Missing("the acknowledged message's id"))?;
+    let mut b = Builder::new(msg);
+    let code = ResponseCode::of_status(r.status);
+    let mut response = json!({ "identifier": original, "code": code.as_str() });
+    if let Some(d) = r.original_issue_date.as_deref().and_then(|d| text(Some(d))) {
+        response["extension"] = json!([{ "url": ext::KG_ORIGINAL_ISSUE_DATE, "valueString": d }]);
+    }
+    if let Some(oo) = outcome(r) {
+        let url = b.add("OperationOutcome", "outcome", oo);
+        response["details"] = json!({ "reference": url });
+    }
+    let mut m = msg.clone();
+    // A response carries the request's event; the receipt's own type has no place.
+    m.header.msg_type = r.original_msg_type.clone().unwrap_or_default();
+    m.header.msg_type_text = None;
+    Ok(b.message(&m, event::REFERRAL, None, Some(response), true))
+}
+
+/// The receipt's errors as an OperationOutcome: severity `error` when rejected, `warning` when
+/// partly accepted, `information` on an OK receipt that still lists codes.
+fn outcome(r: &Receipt) -> Option<Value> {
+    let severity = match r.status {
+        ReceiptStatus::Rejected => "error",
+        ReceiptStatus::Partial => "warning",
+        ReceiptStatus::Ok => "information",
+    };
+    let issues: Vec<Value> = r
+        .errors
+        .iter()
+        .map(|e| {
+            let is_issue_type = e.system.as_deref() == Some(sys::ISSUE_TYPE);
+            if is_issue_type && !e.code.trim().is_empty() {
+                o(vec![
+                    ("severity", s(severity)),
+                    ("code", Some(Value::String(fhir_code(&e.code)))),
+                    ("diagnostics", text(e.display.as_deref())),
+                ])
+            } else {
+                let apprec = e
+                    .system
+                    .as_deref()
+                    .is_none_or(|s| s.trim() == oid::APPREC_ERROR);
+                let typ = if apprec {
+                    issue_type_of_apprec_error(&e.code)
+                } else {
+                    "processing"
+                };
+                o(vec![
+                    ("severity", s(severity)),
+                    ("code", s(typ)),
+                    ("details", cc(e)),
+                ])
+            }
+        })
+        .collect();
+    (!issues.is_empty()).then(|| json!({ "resourceType": "OperationOutcome", "issue": issues }))
+}
+
+// ---------------------------------------------------------------- resources for parties
+
+fn patient(p: &Patient) -> Value {
+    let idents: Vec<Value> = p
+        .idents
+        .iter()
+        .filter_map(|i| {
+            let id = text(Some(&i.id))?;
+            let kind = i.kind.trim();
+            Some(match person_id_system(kind) {
+                Some(sys::HNR) => json!({
+                    "type": { "coding": [{ "system": sys::ID_TYPE_8327, "code": "HNR" }] },
+                    "system": sys::HNR, "value": id,
+                }),
+                Some(system) if kind == kind.to_ascii_uppercase() => {
+                    json!({ "system": system, "value": id })
+                }
+                _ => identifier_with_type(id, kind, coding_system(oid::ID_TYPE_8116)),
+            })
+        })
+        .collect();
+    o(vec![
+        ("resourceType", s("Patient")),
+        ("identifier", nonempty(idents)),
+        (
+            "name",
+            human_name(&p.family_name, &p.given_name, &p.middle_name, &p.full_name)
+                .map(|n| json!([n])),
+        ),
+        (
+            "telecom",
+            nonempty(p.telecom.iter().map(contact_point).collect()),
+        ),
+        ("gender", p.sex.map(|x| Value::String(gender(x).into()))),
+        (
+            "birthDate",
+            p.birth_date
+                .as_deref()
+                .and_then(fhir_date)
+                .map(Value::String),
+        ),
+        (
+            "address",
+            p.address.as_ref().and_then(address).map(|a| json!([a])),
+        ),
+    ])
+}
+
+/// An identifier whose kind has no system of its own (or is written in an unusual form): the kind
+/// goes into `type`, with the code list `list` when one is known.
+fn identifier_with_type(id: Value, kind: &str, list: Option<String>) -> Value {
+    let mut v = json!({ "value": id });
+    if !kind.is_empty() {
+        v["type"] = json!({ "coding": [o(vec![
+            ("system", list.map(Value::String)),
+            ("code", Some(Value::String(fhir_code(kind)))),
+        ])] });
+    }
+    v
+}
+
+/// Identifiers of a person or organisation (`Ident`): a known kind → its system; the code list the
+/// sender named (`Ident.system`) is kept in `type` when there is one.
+fn idents(ids: &[Ident], system_of: fn(&str) -> Option<&'static str>) -> Vec<Value> {
+    ids.iter()
+        .filter_map(|i| {
+            let id = text(Some(&i.id))?;
+            let kind = i.kind.trim();
+            let known = system_of(kind).filter(|_| kind == kind.to_ascii_uppercase());
+            Some(match (known, i.system.as_deref()) {
+                (Some(sys), None) => json!({ "system": sys, "value": id }),
+                (Some(sys), Some(list)) => {
+                    let mut v = identifier_with_type(id, kind, coding_system(list));
+                    v["system"] = Value::String(sys.to_string());
+                    v
+                }
+                (None, list) => identifier_with_type(id, kind, list.and_then(coding_system)),
+            })
+        })
+        .collect()
+}
+
+fn organization(org: &Organisation, part_of: Option<&str>) -> Value {
+    o(vec![
+        ("resourceType", s("Organization")),
+        ("identifier", nonempty(idents(&org.idents, org_id_system))),
+        ("type", org.kind.as_ref().and_then(cc).map(|c| json!([c]))),
+        ("name", text(org.name.as_deref())),
+        (
+            "telecom",
+            nonempty(org.telecom.iter().map(contact_point).collect()),
+        ),
+        (
+            "address",
+            org.address.as_ref().and_then(address).map(|a| json!([a])),
+        ),
+        ("partOf", part_of.map(|p| json!({ "reference": p }))),
+    ])
+}
+
+fn practitioner(p: &Professional) -> Value {
+    o(vec![
+        ("resourceType", s("Practitioner")),
+        ("identifier", nonempty(idents(&p.idents, person_id_system))),
+        (
+            "name",
+            human_name(&p.family_name, &p.given_name, &p.middle_name, &p.full_name)
+                .map(|n| json!([n])),
+        ),
+        (
+            "telecom",
+            nonempty(p.telecom.iter().map(contact_point).collect()),
+        ),
+        (
+            "qualification",
+            p.profession
+                .as_ref()
+                .and_then(cc)
+                .map(|c| json!([{ "code": c }])),
+        ),
+    ])
+}
+
+fn human_name(
+    family: &Option<String>,
+    given: &Option<String>,
+    middle: &Option<String>,
+    full: &Option<String>,
+) -> Option<Value> {
+    let mut n = o(vec![
+        ("text", text(full.as_deref())),
+        ("family", text(family.as_deref())),
+        ("given", text(given.as_deref()).map(|g| json!([g]))),
+    ]);
+    if let Some(m) = text(middle.as_deref()) {
+        n["extension"] = json!([{ "url": ext::NB_MIDDLENAME, "valueString": m }]);
+    }
+    n.as_object().is_some_and(|m| !m.is_empty()).then_some(n)
+}
+
+fn address(a: &Address) -> Option<Value> {
+    let mut v = o(vec![
+        ("line", text(a.street.as_deref()).map(|l| json!([l]))),
+        ("city", text(a.city.as_deref())),
+        ("postalCode", text(a.postal_code.as_deref())),
+        ("country", text(a.country.as_deref())),
+    ]);
+    let mut exts = Vec::new();
+    if let Some((u, t, official)) = a.kind.as_deref().and_then(address_use) {
+        if let Some(u) = u {
+            v["use"] = s(u).unwrap_or_default();
+        }
+        if let Some(t) = t {
+            v["type"] = s(t).unwrap_or_default();
+        }
+        if official {
+            exts.push(json!({ "url": ext::NB_ADDRESS_OFFICIAL, "valueBoolean": true }));
+        }
+    }
+    if let Some(m) = text(a.municipality.as_deref()) {
+        v["_district"] = json!({ "extension": [{
+            "url": ext::NB_MUNICIPALITY,
+            "valueCoding": { "system": sys::MUNICIPALITY, "code": m },
+        }] });
+    }
+    if !exts.is_empty() {
+        v["extension"] = Value::Array(exts);
+    }
+    v.as_object().is_some_and(|m| !m.is_empty()).then_some(v)
+}
+
+fn contact_point(t: &Telecom) -> Value {
+    let raw = t.value.trim();
+    let (system, value) = TELECOM_SCHEME
+        .iter()
+        .find_map(|(prefix, system)| {
+            raw.strip_prefix(prefix)
+                .filter(|rest| !rest.trim().is_empty())
+                .map(|rest| (*system, rest.trim()))
+        })
+        .unwrap_or(("other", raw));
+    let use_ = t
+        .kind
+        .as_deref()
+        .and_then(|k| TELECOM_USE.iter().find(|(kind, _)| *kind == k.trim()))
+        .map(|(_, u)| Value::String((*u).to_string()));
+    o(vec![
+        ("system", s(system)),
+        ("value", text(Some(value))),
+        ("use", use_),
+    ])
+}
+
+// ---------------------------------------------------------------- small JSON helpers
+
+/// An object from (key, value) pairs, leaving out the `None`s.
+fn o(pairs: Vec<(&str, Option<Value>)>) -> Value {
+    let mut m = Map::new();
+    for (k, v) in pairs {
+        if let Some(v) = v {
+            m.insert(k.to_string(), v);
+        }
+    }
+    Value::Object(m)
+}
+
+fn s(v: &str) -> Option<Value> {
+    Some(Value::String(v.to_string()))
+}
+
+/// A FHIR string: present only when it has non-blank content.
+fn text(v: Option<&str>) -> Option<Value> {
+    v.filter(|t| !t.trim().is_empty())
+        .map(|t| Value::String(t.to_string()))
+}
+
+fn nonempty(v: Vec<Value>) -> Option<Value> {
+    (!v.is_empty()).then_some(Value::Array(v))
+}
+
+/// A FHIR `code`: single spaces between tokens, no leading or trailing white space.
+fn fhir_code(v: &str) -> String {
+    v.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Code → Coding (`None` when it has neither code nor display).
+fn coding(c: &Code) -> Option<Value> {
+    let code = fhir_code(&c.code);
+    let v = o(vec![
+        (
+            "system",
+            c.system
+                .as_deref()
+                .and_then(coding_system)
+                .map(Value::String),
+        ),
+        ("code", (!code.is_empty()).then_some(Value::String(code))),
+        ("display", text(c.display.as_deref())),
+    ]);
+    (v.get("code").is_some() || v.get("display").is_some()).then_some(v)
+}
+
+/// Code → CodeableConcept: a coding when there is a code value, else the display as `text`.
+fn cc(c: &Code) -> Option<Value> {
+    if c.code.trim().is_empty() {
+        return text(c.display.as_deref()).map(|t| json!({ "text": t }));
+    }
+    coding(c).map(|x| json!({ "coding": [x] }))
+}
+
+fn absent() -> Value {
+    json!({ "url": ext::DATA_ABSENT_REASON, "valueCode": "unknown" })
+}
+
+/// A required reference the model has nothing for: `data-absent-reason` instead of invented data.
+fn absent_reference() -> Value {
+    json!({ "extension": [absent()] })
+}
