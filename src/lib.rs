@@ -9,7 +9,7 @@
 //! - [`xsd`]      libxml2 XSD validation: the one module allowed `unsafe`
 //! - [`fhir`]     FHIR R4 JSON: hardened reader, R4 definitions, validation, decoder, encoder,
 //!   the `$process-message` decision
-//! - [`kith`]     KITH messages: kind detection, decoders, header semantics, AppRec encoder
+//! - [`kith`]     KITH messages: kind detection, decoders, encoders, header semantics, AppRec encoder
 //! - [`check`]    the whole check of one message → findings + the receipt decision (no I/O)
 //! - [`config`]   TOML → typed config, checked once, every problem at once
 //! - [`store`]    the `Store` trait and its SQLite implementation (group commit)

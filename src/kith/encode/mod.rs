@@ -38,7 +38,7 @@ pub enum EncodeError {
 /// Defaults written where the XSD requires an element the model has no value for:
 /// (element path, what is written). Kept in step with `docs/mapping/kith.md`.
 pub const DEFAULTS: &[(&str, &str)] = &[
-    ("any required CS/CV element (Priority, MsgDescr, TypeInnhold, InfItem/Type, Address/Type, Relation, DrugId, Medication/Status, TemaKodet, TypeForesp, Comment/CodedComment, Modifier/Value)",
+    ("any required CS/CV element (Priority, MsgDescr, TypeInnhold, InfItem/Type, Address/Type, Relation, DrugId, Medication/Status, TemaKodet, TypeForesp, Comment/CodedComment, Modifier/Value, ConsentStatus, UtfallAvVurdering, Epikrise ServReq/Diagnosis/Concept)",
      "the element without V, with DN=\"Ikke oppgitt\" (not given)"),
     ("MsgHead MsgInfo/GenDate, basismelding Message/GenDate", "the header's GenDate, else the document's issue date, else the time of encoding"),
     ("MsgHead MsgInfo/MsgId, basismelding Message/MsgId", "the header's MsgId, else a new UUID"),
@@ -52,6 +52,8 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("Event/Service", "an empty Service (AdmCat only when known)"),
     ("MsgHead Organisation/OrganisationName", "the organisation's name, else an empty string"),
     ("MsgHead Document/RefDoc/MsgType", "XML (XML-instans) for the business document, A (Vedlegg) for attachments without a kind"),
+    ("Epikrise ServReq/IssueDate", "the answered referral's issue date, else the element without V"),
+    ("MIGversion", "the schema's fixed version text"),
 ];
 
 /// Encode a message in one of the KITH formats kadgate writes: `Henvisning11`, `Henvisning20`
