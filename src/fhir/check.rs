@@ -9,10 +9,10 @@
 //! (`header.*`, `patient.*`); FHIR-only problems have `fhir.*` / `json.*` codes.
 
 use crate::check::{sender_key, Checker, Disposition};
-use crate::finding::{codes, Finding, Severity};
 use crate::fhir::mapping::ResponseCode;
 use crate::fhir::validate::{validate_bytes, FhirReport, Options};
 use crate::fhir::{decode, validate};
+use crate::finding::{codes, Finding, Severity};
 use crate::model::{Body, Message, Organisation};
 
 /// What the check found and what to answer.
@@ -84,7 +84,10 @@ pub fn check(checker: &Checker<'_>, bytes: &[u8], opts: &Options) -> FhirOutcome
     let decoded = decode::decode(bundle);
     // The decoder notices some of what the validator already said (an unresolved reference): once.
     for f in decoded.findings {
-        if !findings.iter().any(|g| g.code == f.code && g.path == f.path) {
+        if !findings
+            .iter()
+            .any(|g| g.code == f.code && g.path == f.path)
+        {
             findings.push(f);
         }
     }
@@ -123,7 +126,11 @@ pub fn check(checker: &Checker<'_>, bytes: &[u8], opts: &Options) -> FhirOutcome
             "the sender cannot be identified (MessageHeader.sender with a HER-id or organisation number)",
         ));
     }
-    let answering = checker.targets(&message.header).into_iter().next().map(|t| t.0);
+    let answering = checker
+        .targets(&message.header)
+        .into_iter()
+        .next()
+        .map(|t| t.0);
     let mut disposition = Disposition::Accepted;
     if answering.is_none() {
         let addressed = message

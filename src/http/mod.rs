@@ -5,6 +5,7 @@
 //!   stored but cannot be answered with an AppRec, 200 JSON for an incoming AppRec.
 //!   Transport problems (empty body, too large, wrong content type) → 4xx `application/problem+json`,
 //!   nothing stored.
+//! - `POST /fhir/$process-message`, `GET /fhir/metadata`: FHIR R4 messaging (see [`fhir`]).
 //! - `GET /healthz` (process up), `GET /readyz` (store open, schemas loaded, listener bound).
 //! - `GET /api/messages`, `GET /api/messages/{id}`: metadata and findings, never patient data.
 //!
@@ -20,6 +21,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+
+mod fhir;
 
 use crate::pipeline::{Pipeline, Reply};
 use crate::store::{Direction, ListFilter};
@@ -63,6 +66,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.max_body_bytes;
     Router::new()
         .route("/kith", post(post_kith))
+        .route("/fhir/$process-message", post(fhir::process_message))
+        .route("/fhir/metadata", get(fhir::metadata))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/api/messages", get(list_messages))

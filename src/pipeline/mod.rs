@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+pub mod fhir;
+
 use serde::Serialize;
 
 use crate::check::{Checker, Disposition, Mode, Outcome, Rules};
@@ -47,11 +49,11 @@ struct NoReceiptBody<'a> {
 /// Shared by every source.
 pub struct Pipeline {
     store: Arc<dyn Store>,
-    rules: Arc<Rules>,
+    pub(crate) rules: Arc<Rules>,
     schemas: Option<Arc<SchemaSet>>,
     /// One permit per core: checks are CPU work, and running more at once than there are cores
     /// only adds context switches and latency.
-    cpu: Arc<tokio::sync::Semaphore>,
+    pub(crate) cpu: Arc<tokio::sync::Semaphore>,
 }
 
 pub(crate) fn now_datetime() -> String {
@@ -196,7 +198,7 @@ impl Pipeline {
 }
 
 /// The answer a message will get if the store takes it as new (the id is filled in then).
-fn fresh_reply(new: &NewMessage) -> Reply {
+pub(crate) fn fresh_reply(new: &NewMessage) -> Reply {
     Reply {
         message_id: 0,
         duplicate: false,
@@ -218,7 +220,7 @@ fn fresh_reply(new: &NewMessage) -> Reply {
 
 /// What to answer: `fresh` (under the new id) when the message was stored; for a duplicate, the
 /// first copy's stored answer, byte for byte.
-fn reply_of(stored: IngestOutcome, fresh: Reply, channel: &str) -> Reply {
+pub(crate) fn reply_of(stored: IngestOutcome, fresh: Reply, channel: &str) -> Reply {
     match stored {
         IngestOutcome::Stored { id } => {
             tracing::info!(

@@ -1,0 +1,205 @@
+//! FHIR over HTTP: `POST /fhir/$process-message` and `GET /fhir/metadata`.
+//!
+//! Every answer is `application/fhir+json`: the response message (200, `ok` or `fatal-error`) once
+//! the request is committed; a bare OperationOutcome when the body is no message at all (400, stored
+//! as unreadable) or for transport problems (413/415/400, nothing stored); 503 with a `transient`
+//! OperationOutcome when the store is down (nothing acknowledged).
+//!
+//! Invariant: no patient data in URLs, logs or transport error bodies.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::{reply_headers, AppState};
+use crate::fhir::mapping::event;
+use crate::pipeline::fhir::FHIR_JSON;
+use crate::pipeline::Reply;
+
+fn fhir_body(status: StatusCode, mut headers: HeaderMap, body: Vec<u8>) -> Response {
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+    (status, headers, body).into_response()
+}
+
+/// A transport-level problem as an OperationOutcome (nothing was stored).
+fn transport_outcome(status: StatusCode, code: &str, issue_type: &str, detail: &str) -> Response {
+    let oo = json!({
+        "resourceType": "OperationOutcome",
+        "issue": [{
+            "severity": "error",
+            "code": issue_type,
+            "details": { "coding": [{ "system": "urn:kadgate:finding", "code": code }] },
+            "diagnostics": detail,
+        }]
+    });
+    fhir_body(status, HeaderMap::new(), oo.to_string().into_bytes())
+}
+
+fn is_fhir_json(headers: &HeaderMap) -> bool {
+    let mime = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| ct.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    matches!(
+        mime.as_str(),
+        "application/fhir+json" | "application/json" | "application/json+fhir"
+    )
+}
+
+pub(super) async fn process_message(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return transport_outcome(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "transport.too-large",
+                "too-costly",
+                &format!(
+                    "the body exceeds the limit of {} bytes; nothing was stored",
+                    st.max_body_bytes
+                ),
+            )
+        }
+        Err(e) => {
+            return transport_outcome(
+                e.status(),
+                "transport.body-unreadable",
+                "structure",
+                "the request body could not be read; nothing was stored",
+            )
+        }
+    };
+    if !is_fhir_json(&headers) {
+        return transport_outcome(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "transport.content-type",
+            "not-supported",
+            "POST /fhir/$process-message takes Content-Type application/fhir+json; nothing was stored",
+        );
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return transport_outcome(
+            StatusCode::BAD_REQUEST,
+            "transport.empty-body",
+            "required",
+            "the request body is empty; nothing was stored",
+        );
+    }
+    match st.pipeline.ingest_fhir(body.to_vec(), "fhir").await {
+        Ok(reply) => fhir_reply(reply),
+        Err(e) => {
+            tracing::error!(error = %e, "FHIR ingest failed");
+            transport_outcome(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store.unavailable",
+                "transient",
+                "the message could not be stored; nothing was acknowledged, send it again",
+            )
+        }
+    }
+}
+
+/// The stored answer: the response message (or OperationOutcome) as committed.
+fn fhir_reply(reply: Reply) -> Response {
+    let headers = reply_headers(&reply);
+    let status = match reply.status.as_str() {
+        "unreadable" => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    };
+    match reply.receipts.into_iter().next() {
+        Some(r) => fhir_body(status, headers, r.body),
+        None => {
+            // An incoming response: recorded, not answered with a message.
+            let detail = reply.json.unwrap_or_default();
+            let findings: Value = serde_json::from_str::<Value>(&detail)
+                .ok()
+                .and_then(|v| v.get("findings").cloned())
+                .unwrap_or(Value::Array(Vec::new()));
+            let n = findings.as_array().map_or(0, Vec::len);
+            let oo = json!({
+                "resourceType": "OperationOutcome",
+                "issue": [{
+                    "severity": "information",
+                    "code": "informational",
+                    "diagnostics": format!("response recorded ({n} finding(s)); a response is never answered"),
+                }]
+            });
+            fhir_body(StatusCode::OK, headers, oo.to_string().into_bytes())
+        }
+    }
+}
+
+/// `GET /fhir/metadata`: what kadgate really supports.
+pub(super) async fn metadata(headers: HeaderMap) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
+        .unwrap_or("localhost");
+    let cs = capability_statement(&format!("http://{host}/fhir/$process-message"));
+    fhir_body(
+        StatusCode::OK,
+        HeaderMap::new(),
+        cs.to_string().into_bytes(),
+    )
+}
+
+/// When this CapabilityStatement last changed (its `date`).
+const CAPABILITY_DATE: &str = "2026-11-25";
+
+/// The CapabilityStatement for an endpoint address.
+pub fn capability_statement(address: &str) -> Value {
+    let definition = |code: &str| format!("http://example.org/kadgate/MessageDefinition/{code}");
+    json!({
+        "resourceType": "CapabilityStatement",
+        "id": "kadgate",
+        "status": "active",
+        "date": CAPABILITY_DATE,
+        "kind": "instance",
+        "software": { "name": "kadgate", "version": env!("CARGO_PKG_VERSION") },
+        "implementation": {
+            "description": "kadgate: referrals to and epicrises from municipal acute inpatient (KAD) units; FHIR R4 messaging"
+        },
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json"],
+        "rest": [{
+            "mode": "server",
+            "documentation": "Only the system-level $process-message operation (synchronous); no RESTful resource endpoints.",
+            "operation": [{
+                "name": "process-message",
+                "definition": "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message"
+            }]
+        }],
+        "messaging": [{
+            "endpoint": [{
+                "protocol": {
+                    "system": "http://terminology.hl7.org/CodeSystem/message-transport",
+                    "code": "http"
+                },
+                "address": address
+            }],
+            // Every answered message stays in the store, so the duplicate cache never expires;
+            // 525600 minutes (a year) is the promise made here.
+            "reliableCache": 525600,
+            "documentation": "A message with a MessageHeader.id already received from the same sender is not processed again: the stored response is returned byte for byte. The same id with different content is answered fatal-error. Responses: ok, or fatal-error with an OperationOutcome listing every finding (stable codes under urn:kadgate:finding).",
+            "supportedMessage": [
+                { "mode": "receiver", "definition": definition(event::REFERRAL) },
+                { "mode": "receiver", "definition": definition(event::EPICRISIS) },
+                { "mode": "receiver", "definition": definition(event::DIALOG) }
+            ]
+        }]
+    })
+}
