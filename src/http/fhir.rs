@@ -15,8 +15,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::{reply_headers, AppState};
+use super::{reply_headers, take_body, AppState, Transport};
 use crate::fhir::mapping::event;
+use crate::fhir::validate::FINDING_SYSTEM;
 use crate::pipeline::fhir::FHIR_JSON;
 use crate::pipeline::Reply;
 
@@ -26,28 +27,29 @@ fn fhir_body(status: StatusCode, mut headers: HeaderMap, body: Vec<u8>) -> Respo
 }
 
 /// A transport-level problem as an OperationOutcome (nothing was stored).
-fn transport_outcome(status: StatusCode, code: &str, issue_type: &str, detail: &str) -> Response {
+fn transport_outcome(t: Transport) -> Response {
+    let issue_type = match t.code {
+        "transport.too-large" => "too-costly",
+        "transport.content-type" => "not-supported",
+        "transport.empty-body" => "required",
+        "store.unavailable" => "transient",
+        _ => "structure",
+    };
     let oo = json!({
         "resourceType": "OperationOutcome",
         "issue": [{
             "severity": "error",
             "code": issue_type,
-            "details": { "coding": [{ "system": "urn:kadgate:finding", "code": code }] },
-            "diagnostics": detail,
+            "details": { "coding": [{ "system": FINDING_SYSTEM, "code": t.code }] },
+            "diagnostics": t.detail,
         }]
     });
-    fhir_body(status, HeaderMap::new(), oo.to_string().into_bytes())
+    fhir_body(t.status, HeaderMap::new(), oo.to_string().into_bytes())
 }
 
-fn is_fhir_json(headers: &HeaderMap) -> bool {
-    let mime = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|ct| ct.split(';').next())
-        .map(|m| m.trim().to_ascii_lowercase())
-        .unwrap_or_default();
+fn is_fhir_json(mime: &str) -> bool {
     matches!(
-        mime.as_str(),
+        mime,
         "application/fhir+json" | "application/json" | "application/json+fhir"
     )
 }
@@ -57,54 +59,21 @@ pub(super) async fn process_message(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    let body = match body {
+    let body = match take_body(
+        body,
+        &headers,
+        is_fhir_json,
+        "POST /fhir/$process-message takes Content-Type application/fhir+json",
+        st.max_body_bytes,
+    ) {
         Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return transport_outcome(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "transport.too-large",
-                "too-costly",
-                &format!(
-                    "the body exceeds the limit of {} bytes; nothing was stored",
-                    st.max_body_bytes
-                ),
-            )
-        }
-        Err(e) => {
-            return transport_outcome(
-                e.status(),
-                "transport.body-unreadable",
-                "structure",
-                "the request body could not be read; nothing was stored",
-            )
-        }
+        Err(t) => return transport_outcome(t),
     };
-    if !is_fhir_json(&headers) {
-        return transport_outcome(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "transport.content-type",
-            "not-supported",
-            "POST /fhir/$process-message takes Content-Type application/fhir+json; nothing was stored",
-        );
-    }
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return transport_outcome(
-            StatusCode::BAD_REQUEST,
-            "transport.empty-body",
-            "required",
-            "the request body is empty; nothing was stored",
-        );
-    }
     match st.pipeline.ingest_fhir(body.to_vec(), "fhir").await {
         Ok(reply) => fhir_reply(reply),
         Err(e) => {
             tracing::error!(error = %e, "FHIR ingest failed");
-            transport_outcome(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store.unavailable",
-                "transient",
-                "the message could not be stored; nothing was acknowledged, send it again",
-            )
+            transport_outcome(Transport::store_unavailable())
         }
     }
 }

@@ -76,22 +76,95 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-fn is_xml_content_type(headers: &HeaderMap) -> bool {
-    let Some(ct) = headers
+/// A problem with the request itself: nothing was stored. Each API renders it its own way
+/// (`application/problem+json` for `/kith`, an OperationOutcome for FHIR).
+pub(crate) struct Transport {
+    status: StatusCode,
+    code: &'static str,
+    title: &'static str,
+    detail: String,
+}
+
+impl Transport {
+    fn problem(self) -> Response {
+        problem(self.status, self.code, self.title, self.detail)
+    }
+
+    /// The store could not take the message: nothing was acknowledged.
+    fn store_unavailable() -> Self {
+        Transport {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "store.unavailable",
+            title: "Not stored",
+            detail: "the message could not be stored; nothing was acknowledged, send it again"
+                .into(),
+        }
+    }
+}
+
+/// The media type of a request, lower-case, without parameters.
+fn media_type(headers: &HeaderMap) -> String {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let mime = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+        .and_then(|ct| ct.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+fn is_xml(mime: &str) -> bool {
     mime == "application/xml"
         || mime == "text/xml"
         || (mime.starts_with("application/") && mime.ends_with("+xml"))
+}
+
+/// The body of a POST that carries one message, or why it cannot be taken: unreadable or over the
+/// cap, a media type `accepts` refuses (`expected` says what to send), empty.
+fn take_body(
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    headers: &HeaderMap,
+    accepts: fn(&str) -> bool,
+    expected: &str,
+    max_body_bytes: usize,
+) -> Result<Bytes, Transport> {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(Transport {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code: "transport.too-large",
+                title: "Message too large",
+                detail: format!(
+                    "the body exceeds the limit of {max_body_bytes} bytes; nothing was stored"
+                ),
+            })
+        }
+        Err(e) => {
+            return Err(Transport {
+                status: e.status(),
+                code: "transport.body-unreadable",
+                title: "Body could not be read",
+                detail: "the request body could not be read; nothing was stored".into(),
+            })
+        }
+    };
+    if !accepts(&media_type(headers)) {
+        return Err(Transport {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "transport.content-type",
+            title: "Wrong content type",
+            detail: format!("{expected}; nothing was stored"),
+        });
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Transport {
+            status: StatusCode::BAD_REQUEST,
+            code: "transport.empty-body",
+            title: "Empty body",
+            detail: "the request body is empty; nothing was stored".into(),
+        });
+    }
+    Ok(body)
 }
 
 async fn post_kith(
@@ -99,54 +172,21 @@ async fn post_kith(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    let body = match body {
+    let body = match take_body(
+        body,
+        &headers,
+        is_xml,
+        "POST /kith takes one XML message with Content-Type application/xml or text/xml",
+        st.max_body_bytes,
+    ) {
         Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "transport.too-large",
-                "Message too large",
-                format!(
-                    "the body exceeds the limit of {} bytes; nothing was stored",
-                    st.max_body_bytes
-                ),
-            )
-        }
-        Err(e) => {
-            return problem(
-                e.status(),
-                "transport.body-unreadable",
-                "Body could not be read",
-                "the request body could not be read; nothing was stored",
-            )
-        }
+        Err(t) => return t.problem(),
     };
-    if !is_xml_content_type(&headers) {
-        return problem(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "transport.content-type",
-            "Wrong content type",
-            "POST /kith takes one XML message with Content-Type application/xml or text/xml; nothing was stored",
-        );
-    }
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            "transport.empty-body",
-            "Empty body",
-            "the request body is empty; nothing was stored",
-        );
-    }
     match st.pipeline.ingest_kith(body.to_vec(), "http").await {
         Ok(reply) => reply_response(reply),
         Err(e) => {
             tracing::error!(error = %e, "ingest failed");
-            problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store.unavailable",
-                "Not stored",
-                "the message could not be stored; nothing was acknowledged, send it again",
-            )
+            Transport::store_unavailable().problem()
         }
     }
 }

@@ -21,15 +21,10 @@ use crate::store::{content_sha256, Direction, IngestOutcome, NewMessage, NewRece
 pub const FHIR_JSON: &str = "application/fhir+json";
 
 impl Pipeline {
-    /// Check a FHIR body on a blocking thread, one per core at a time (as [`Pipeline::check`]).
+    /// Check a FHIR body (validation is CPU work).
     async fn check_fhir(&self, bytes: Arc<Vec<u8>>) -> Result<FhirOutcome, PipelineError> {
         let rules = self.rules.clone();
-        let _permit = self
-            .cpu
-            .acquire()
-            .await
-            .map_err(|e| PipelineError::Worker(e.to_string()))?;
-        tokio::task::spawn_blocking(move || {
+        self.on_cpu(move || {
             let checker = Checker {
                 rules: &rules,
                 schemas: None,
@@ -38,7 +33,6 @@ impl Pipeline {
             fhir_check::check(&checker, &bytes, &Options::default())
         })
         .await
-        .map_err(|e| PipelineError::Worker(e.to_string()))
     }
 
     /// Receive one FHIR message (a message Bundle, or Parameters with `content`) from `channel`.

@@ -53,7 +53,7 @@ pub struct Pipeline {
     schemas: Option<Arc<SchemaSet>>,
     /// One permit per core: checks are CPU work, and running more at once than there are cores
     /// only adds context switches and latency.
-    pub(crate) cpu: Arc<tokio::sync::Semaphore>,
+    cpu: Arc<tokio::sync::Semaphore>,
 }
 
 pub(crate) fn now_datetime() -> String {
@@ -95,16 +95,26 @@ impl Pipeline {
         self.schemas.is_some()
     }
 
-    /// Check a message on a blocking thread (XSD validation is CPU work).
-    pub async fn check(&self, bytes: Arc<Vec<u8>>) -> Result<Outcome, PipelineError> {
-        let rules = self.rules.clone();
-        let schemas = self.schemas.clone();
+    /// Run CPU work (a check) on a blocking thread, at most one per core at a time.
+    pub(crate) async fn on_cpu<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PipelineError> {
         let _permit = self
             .cpu
             .acquire()
             .await
             .map_err(|e| PipelineError::Worker(e.to_string()))?;
-        tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| PipelineError::Worker(e.to_string()))
+    }
+
+    /// Check a KITH message (XSD validation is CPU work).
+    pub async fn check(&self, bytes: Arc<Vec<u8>>) -> Result<Outcome, PipelineError> {
+        let rules = self.rules.clone();
+        let schemas = self.schemas.clone();
+        self.on_cpu(move || {
             let checker = Checker {
                 rules: &rules,
                 schemas: schemas.as_deref(),
@@ -113,7 +123,6 @@ impl Pipeline {
             checker.check(&bytes)
         })
         .await
-        .map_err(|e| PipelineError::Worker(e.to_string()))
     }
 
     /// Receive one KITH message from `channel`.
