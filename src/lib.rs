@@ -10,6 +10,7 @@
 //! - [`fhir`]     FHIR R4 JSON: hardened reader, R4 definitions, validation, decoder, encoder,
 //!   the `$process-message` decision
 //! - [`kith`]     KITH messages: kind detection, decoders, encoders, header semantics, AppRec encoder
+//! - [`convert`]  KITH ↔ FHIR through the model, output checked (`kadgate convert`)
 //! - [`check`]    the whole check of one message → findings + the receipt decision (no I/O)
 //! - [`config`]   TOML → typed config, checked once, every problem at once
 //! - [`store`]    the `Store` trait and its SQLite implementation (group commit)
@@ -22,6 +23,7 @@
 pub mod check;
 pub mod config;
 pub mod conformance;
+pub mod convert;
 pub mod dropfolder;
 pub mod fhir;
 pub mod finding;

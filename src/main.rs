@@ -48,6 +48,26 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Convert messages between KITH XML and FHIR R4 JSON, through the canonical model; the result
+    /// is checked (XSD for KITH, R4 for FHIR).
+    Convert {
+        /// What to write: `fhir` (R4 JSON) or `kith` (XML).
+        #[arg(long, value_parser = ["fhir", "kith"])]
+        to: String,
+        /// KITH format for `--to kith`: henvisning-1.1, henvisning-2.0, epikrise-1.2,
+        /// dialogmelding-1.1 (default: the input's own, else the current version for the kind).
+        #[arg(long)]
+        format: Option<String>,
+        /// Write each result into DIR (the input's file stem + .json/.xml) instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        standards: Option<PathBuf>,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Run the official acceptance-test messages through the configuration and compare each AppRec
     /// with what the rules call for.
     Conformance {
@@ -120,6 +140,21 @@ fn main() -> ExitCode {
             standards,
             files,
         } => validate(json, config, standards, files),
+        Cmd::Convert {
+            to,
+            format,
+            out,
+            config,
+            standards,
+            files,
+        } => convert(
+            &to,
+            format.as_deref(),
+            out.as_deref(),
+            config,
+            standards,
+            files,
+        ),
         Cmd::Conformance {
             json,
             config,
@@ -231,6 +266,113 @@ fn validate(
         }
     }
     if all_valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn convert(
+    to: &str,
+    format: Option<&str>,
+    out: Option<&Path>,
+    config: Option<PathBuf>,
+    standards: Option<PathBuf>,
+    files: Vec<PathBuf>,
+) -> ExitCode {
+    use kadgate::convert::{self, Target, KITH_FORMATS};
+    let target = if to == "fhir" {
+        if format.is_some() {
+            eprintln!("kadgate convert: --format applies to --to kith only");
+            return ExitCode::from(2);
+        }
+        Target::Fhir
+    } else {
+        match format {
+            None => Target::Kith(None),
+            Some(name) => match KITH_FORMATS.iter().find(|(n, _)| *n == name) {
+                Some((_, f)) => Target::Kith(Some(*f)),
+                None => {
+                    let names: Vec<&str> = KITH_FORMATS.iter().map(|(n, _)| *n).collect();
+                    eprintln!(
+                        "kadgate convert: unknown --format {name}; one of: {}",
+                        names.join(", ")
+                    );
+                    return ExitCode::from(2);
+                }
+            },
+        }
+    };
+    if let Some(dir) = out {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("kadgate convert: cannot create {}: {e}", dir.display());
+            return ExitCode::from(2);
+        }
+    }
+    let (rules, schemas, _) = match offline_setup(config, standards) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let mut all_ok = true;
+    let mut stdout = std::io::stdout().lock();
+    for file in &files {
+        let name = file.display();
+        let bytes = match std::fs::read(file) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("{name}: cannot read: {e}");
+                all_ok = false;
+                continue;
+            }
+        };
+        let converted = match convert::convert(&bytes, target, &rules, &schemas) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{name}: not converted: {e}");
+                all_ok = false;
+                continue;
+            }
+        };
+        all_ok &= converted.valid;
+        let written = match out {
+            Some(dir) => {
+                let stem = file.file_stem().unwrap_or(file.as_os_str());
+                let path = dir.join(stem).with_extension(converted.extension);
+                match std::fs::write(&path, &converted.bytes) {
+                    Ok(()) => path.display().to_string(),
+                    Err(e) => {
+                        eprintln!("{name}: cannot write {}: {e}", path.display());
+                        all_ok = false;
+                        continue;
+                    }
+                }
+            }
+            None => {
+                use std::io::Write;
+                let ok = stdout
+                    .write_all(&converted.bytes)
+                    .and_then(|()| stdout.write_all(b"\n"));
+                if ok.is_err() {
+                    return ExitCode::from(1);
+                }
+                "stdout".into()
+            }
+        };
+        eprintln!(
+            "{name} -> {written} ({:?}, {}{} finding(s))",
+            converted.format,
+            if converted.valid {
+                ""
+            } else {
+                "OUTPUT INVALID, "
+            },
+            converted.findings.len()
+        );
+        for f in &converted.findings {
+            eprintln!("  {:?} {} {} {}", f.severity, f.code, f.path, f.message);
+        }
+    }
+    if all_ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -8,7 +8,10 @@ use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use crate::check::{Checker, Mode, Outcome, Rules, Stage};
+use crate::check::{Checker, Disposition, Mode, Outcome, Rules, Stage};
+use crate::convert::looks_like_json;
+use crate::fhir::check::{self as fhir_check, FhirOutcome};
+use crate::fhir::validate::{is_structural, issue_type, Options};
 use crate::finding::{Finding, Severity};
 use crate::xsd::SchemaSet;
 
@@ -27,7 +30,17 @@ pub struct FileReport {
     pub message_type: Option<String>,
     pub msg_id: Option<String>,
     pub apprec: AppRecVerdict,
+    /// FHIR input only: the response kadgate would send (where `apprec` does not apply).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<ResponseVerdict>,
     pub findings: Vec<Finding>,
+}
+
+/// The FHIR response in `validate --json`: the response code and the OperationOutcome issue codes.
+#[derive(Debug, Serialize)]
+pub struct ResponseVerdict {
+    pub code: &'static str,
+    pub issues: Vec<&'static str>,
 }
 
 pub struct Rendered {
@@ -56,20 +69,80 @@ pub fn render(file: &str, o: &Outcome) -> Rendered {
             status,
             errors: errors.clone(),
         },
+        response: None,
         findings: o.findings.clone(),
     };
+    Rendered {
+        valid,
+        human: human_report(file, valid, &json),
+        json,
+    }
+}
+
+/// A FHIR body's check as a report line. `schema_valid` is R4 structural validity (no error that
+/// [`is_structural`]); references, identifiers, patient identification and addressing count for
+/// `valid` as on the KITH side.
+pub fn render_fhir(file: &str, o: &FhirOutcome) -> Rendered {
+    let errors = |f: &&Finding| f.severity == Severity::Error;
+    let well_formed = o.report.well_formed;
+    let schema_valid = well_formed.then(|| {
+        !o.findings
+            .iter()
+            .filter(errors)
+            .any(|f| is_structural(&f.code))
+    });
+    let valid = well_formed && !o.findings.iter().any(|f| errors(&f));
+    let code = match o.response {
+        Some(c) => c.as_str(),
+        None if o.disposition == Disposition::IncomingReceipt => "none",
+        None => "fatal-error",
+    };
+    let mut issues: Vec<&'static str> = o
+        .findings
+        .iter()
+        .filter(|f| f.severity >= Severity::Warning)
+        .map(|f| issue_type(&f.code))
+        .collect();
+    issues.dedup();
+    let json = FileReport {
+        file: file.to_string(),
+        well_formed,
+        schema_valid,
+        message_type: o.msg_type().map(str::to_string),
+        msg_id: o.msg_id().map(str::to_string),
+        apprec: AppRecVerdict {
+            status: "none",
+            errors: Vec::new(),
+        },
+        response: Some(ResponseVerdict { code, issues }),
+        findings: o.findings.clone(),
+    };
+    Rendered {
+        valid,
+        human: human_report(file, valid, &json),
+        json,
+    }
+}
+
+fn human_report(file: &str, valid: bool, json: &FileReport) -> String {
+    let (answer, codes) = match &json.response {
+        Some(r) => (format!("response {}", r.code), r.issues.join(", ")),
+        None => (
+            format!("AppRec {}", json.apprec.status),
+            json.apprec.errors.join(", "),
+        ),
+    };
     let mut human = format!(
-        "{file}: {}  {}  AppRec {}{}\n",
+        "{file}: {}  {}  {answer}{}\n",
         if valid { "valid" } else { "INVALID" },
         json.message_type.as_deref().unwrap_or("?"),
-        status,
-        if errors.is_empty() {
+        if codes.is_empty() {
             String::new()
         } else {
-            format!(" [{}]", errors.join(", "))
+            format!(" [{codes}]")
         }
     );
-    for f in &o.findings {
+    for f in &json.findings {
         let sev = match f.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
@@ -80,7 +153,7 @@ pub fn render(file: &str, o: &Outcome) -> Rendered {
             f.code, f.path, f.message
         ));
     }
-    Rendered { valid, json, human }
+    human
 }
 
 fn unreadable_file(file: &str, e: &std::io::Error) -> Rendered {
@@ -102,6 +175,7 @@ fn unreadable_file(file: &str, e: &std::io::Error) -> Rendered {
                 status: "none",
                 errors: vec![],
             },
+            response: None,
             findings: vec![f],
         },
     }
@@ -162,6 +236,11 @@ pub fn validate_files<E: Send + Sync>(
             let Some(&i) = order.get(k) else { break };
             let name = files[i].to_string_lossy().into_owned();
             let slot = match std::fs::read(&files[i]) {
+                // FHIR JSON needs no schema set: checked completely here.
+                Ok(bytes) if looks_like_json(&bytes) => Slot::Rendered(Box::new(render_fhir(
+                    &name,
+                    &fhir_check::check(&checker, &bytes, &Options::default()),
+                ))),
                 Ok(bytes) => {
                     let stage = checker.read(&bytes);
                     Slot::Read(bytes, stage)

@@ -114,3 +114,144 @@ fn unreadable_file_and_usage_errors() {
     let usage = kadgate(&["validate", "--json"], &[]);
     assert_eq!(usage.status.code(), Some(2));
 }
+
+/// `| VALID | `examples/…json` | … |` rows of `fhir/examples/VALIDATION.md`, paths absolute.
+fn fhir_verdicts() -> Vec<(bool, PathBuf)> {
+    let fhir = standards().join("fhir");
+    let table = std::fs::read_to_string(fhir.join("examples/VALIDATION.md"))
+        .expect("fhir VALIDATION.md readable");
+    table
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let valid = match *cells.get(1)? {
+                "VALID" => true,
+                "INVALID" => false,
+                _ => return None,
+            };
+            let rel = cells.get(2)?.trim_matches('`');
+            rel.ends_with(".json").then(|| (valid, fhir.join(rel)))
+        })
+        .collect()
+}
+
+#[test]
+fn validate_json_reads_fhir_with_r4_verdicts_and_the_response() {
+    let rows = fhir_verdicts();
+    assert_eq!(rows.len(), 28, "VALIDATION.md lists 28 JSON examples");
+    let files: Vec<PathBuf> = rows.iter().map(|(_, p)| p.clone()).collect();
+    let out = kadgate(&["validate", "--json"], &files);
+    assert_eq!(out.status.code(), Some(1));
+    let got = lines(&out);
+    assert_eq!(got.len(), rows.len());
+    for ((oracle_valid, path), line) in rows.iter().zip(&got) {
+        let name = path.to_string_lossy();
+        assert_eq!(line["file"], *name);
+        // kadgate checks the required binding of MessageHeader.response.code; the oracle does not.
+        let stricter = name.ends_with("broken-response-code-not-in-valueset.json");
+        let expect_valid = *oracle_valid && !stricter;
+        assert_eq!(line["schema_valid"] == true, expect_valid, "{name}: {line}");
+        assert_eq!(
+            line["apprec"]["status"], "none",
+            "{name}: no AppRec for FHIR"
+        );
+        let code = line["response"]["code"].as_str().expect("response.code");
+        assert!(
+            ["ok", "fatal-error", "none"].contains(&code),
+            "{name}: {code}"
+        );
+        assert!(line["response"]["issues"].is_array(), "{name}");
+        if name.ends_with("broken-truncated.json") {
+            assert_eq!(line["well_formed"], false);
+            assert_eq!(line["schema_valid"], Value::Null);
+        }
+    }
+    let by_name = |n: &str| {
+        got.iter()
+            .find(|l| l["file"].as_str().is_some_and(|f| f.ends_with(n)))
+            .expect("line present")
+    };
+    let referral = by_name("own/kad-referral-message.json");
+    assert_eq!(referral["message_type"], "kad-henvisning");
+    assert_eq!(referral["msg_id"], "7f3c2a10-4b1e-4c1a-9d2e-0a1b2c3d4e01");
+    assert_eq!(referral["response"]["code"], "ok");
+    let broken = by_name("broken-servicerequest-missing-required.json");
+    assert_eq!(broken["response"]["code"], "fatal-error");
+    assert!(broken["response"]["issues"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("required")));
+    // An incoming response is never answered.
+    assert_eq!(
+        by_name("kad-referral-response-ok.json")["response"]["code"],
+        "none"
+    );
+}
+
+#[test]
+fn convert_round_trips_through_the_model() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fhir = dir.path().join("fhir");
+    let kith = dir.path().join("kith");
+    let referral = standards().join("fhir/examples/own/kad-referral-message.json");
+    let epikrise =
+        standards().join("kith/epikrise/examples/sarepta/Epikrise_v1-2/epikrise_v1.2_n.xml");
+    // FHIR → KITH (Henvisning 2.0 by default), output checked against the XSDs.
+    let out = kadgate(
+        &["convert", "--to", "kith", "--out", kith.to_str().unwrap()],
+        std::slice::from_ref(&referral),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let xml = kith.join("kad-referral-message.xml");
+    let again = kadgate(&["validate", "--json"], std::slice::from_ref(&xml));
+    let line = &lines(&again)[0];
+    assert_eq!(line["schema_valid"], true, "{line}");
+    // Henvisning 2.0 names the kind of referral: HENVISNING_NYTILSTAND for a new one.
+    assert!(
+        line["message_type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("HENVISNING")),
+        "{line}"
+    );
+    // … and back to FHIR: valid R4.
+    let out = kadgate(
+        &["convert", "--to", "fhir", "--out", fhir.to_str().unwrap()],
+        std::slice::from_ref(&xml),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back = kadgate(
+        &["validate", "--json"],
+        &[fhir.join("kad-referral-message.json")],
+    );
+    assert_eq!(lines(&back)[0]["schema_valid"], true);
+    // An Epikrise 1.2 to stdout as a FHIR document.
+    let out = kadgate(
+        &["convert", "--to", "fhir"],
+        std::slice::from_ref(&epikrise),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(doc["type"], "document");
+    assert_eq!(doc["entry"][0]["resource"]["resourceType"], "Composition");
+    // Usage errors.
+    let bad = kadgate(
+        &["convert", "--to", "kith", "--format", "henvisning-9"],
+        std::slice::from_ref(&referral),
+    );
+    assert_eq!(bad.status.code(), Some(2));
+}

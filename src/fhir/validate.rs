@@ -191,6 +191,28 @@ pub fn issue_type(code: &str) -> &'static str {
     }
 }
 
+/// Whether a finding code is about R4 structure (what `schema_valid` means for FHIR, and what the
+/// independent R4 validator checks): JSON itself, resource types, elements, cardinality, types,
+/// value formats, required bindings and invariants. Not: references, Norwegian identifiers,
+/// patient identification, messaging and addressing rules.
+pub fn is_structural(code: &str) -> bool {
+    code.starts_with("json.")
+        || matches!(
+            code,
+            codes::FHIR_NOT_A_RESOURCE
+                | codes::FHIR_UNKNOWN_RESOURCE_TYPE
+                | codes::FHIR_UNKNOWN_ELEMENT
+                | codes::FHIR_REQUIRED
+                | codes::FHIR_CARDINALITY
+                | codes::FHIR_CHOICE_CONFLICT
+                | codes::FHIR_TYPE
+                | codes::FHIR_VALUE_FORMAT
+                | codes::FHIR_EMPTY
+                | codes::FHIR_CODE_NOT_IN_VALUESET
+                | codes::FHIR_INVARIANT
+        )
+}
+
 /// A valid R4 OperationOutcome listing `findings`; no findings → one `information` issue "all ok".
 /// `json.*` errors are `fatal` (nothing else could be checked). The path goes into `expression` when it
 /// is a FHIRPath location, and into the diagnostics when it is a line and column.
