@@ -7,7 +7,7 @@
 //! - [`model`]    the canonical model every format decodes into and encodes from
 //! - [`xml`]      the hardened XML reader (size/depth caps, no DTD, no foreign entities)
 //! - [`xsd`]      libxml2 XSD validation: the one module allowed `unsafe`
-//! - [`kith`]     KITH messages: kind detection, decoders, header semantics, AppRec encoder
+//! - [`kith`]     KITH messages: kind detection, decoders, encoders, header semantics, AppRec encoder
 //! - [`fhir`]     FHIR R4 JSON: decoder and encoder on the same model
 //! - [`check`]    the whole check of one message → findings + the receipt decision (no I/O)
 //! - [`config`]   TOML → typed config, checked once, every problem at once

@@ -169,7 +169,8 @@ fn split_zone(t: &str) -> (&str, &str) {
     (t, "")
 }
 
-fn id_type_text(kind: &str) -> Option<&'static str> {
+/// The display text of an identifier type (9051 / 8116) when kadgate knows it.
+pub fn id_type_text(kind: &str) -> Option<&'static str> {
     Some(match kind {
         "HER" => "HER-id",
         "ENH" => "Organisasjonsnummeret i Enhetsregisteret",
@@ -177,6 +178,7 @@ fn id_type_text(kind: &str) -> Option<&'static str> {
         "HPR" => "HPR-nummer",
         "FNR" => "Fødselsnummer",
         "DNR" => "D-nummer",
+        "HNR" => "H-nummer",
         "LIN" | "LOK" => "Lokal identifikator",
         "AVD" => "Avdelingsnummer",
         _ => return None,

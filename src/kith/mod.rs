@@ -1,5 +1,5 @@
 //! KITH / e-helse XML messages: which kind a document is, decoding into the canonical model,
-//! header and patient semantics, and the AppRec encoder.
+//! encoding from it, header and patient semantics, and the AppRec encoder.
 //!
 //! Invariants: no I/O here. Decoders never reject: they read what is there into the model and leave
 //! judgement to [`semantics`] and the check in [`crate::check`].
@@ -7,6 +7,7 @@
 pub mod apprec;
 pub mod decode;
 pub mod detect;
+pub mod encode;
 pub mod semantics;
 
 /// Namespaces kadgate knows (FACTS §1).

@@ -634,6 +634,10 @@ pub struct Referral {
     /// Purpose of the requested service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<Code>,
+    /// Service type of the requested service when it differs from the document's (a changed
+    /// referral still requests a new service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_service_type: Option<ServiceType>,
     /// Date the service is wanted by.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_date: Option<String>,

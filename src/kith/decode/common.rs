@@ -370,11 +370,9 @@ pub fn address(e: &Element) -> (Option<Address>, Vec<Telecom>) {
         .filter_map(|t| nonempty(t.attr("V")))
         .map(|value| Telecom { kind: None, value })
         .collect();
-    let empty = a
-        == Address {
-            kind: a.kind.clone(),
-            ..Address::default()
-        };
+    // An address with only its type (e.g. a work address holding just telephone numbers) is kept
+    // so the type is not lost.
+    let empty = a == Address::default();
     ((!empty).then_some(a), tel)
 }
 

@@ -338,6 +338,7 @@ fn henvisning20(h: &Element, header: &Header) -> Referral {
         document_id: s(h, "DocumentId"),
         payment_category: code_at(h, "PaymentCat"),
         basis_for_health_services: code_at(h, "BasisForHealthServices"),
+        requested_service_type: h.v_at("ReqServ/ServType").and_then(ServiceType::from_kith),
         purpose: None,
         requested_date: s(h, "ReqServ/ReqDate"),
         requested_specialty: None,
