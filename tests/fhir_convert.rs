@@ -695,6 +695,7 @@ const UNMAPPED: &[(&str, &str)] = &[
     ("referral", "/body/assessment"),
     ("referral", "/body/care_pathways"),
     ("referral", "/body/document_id"),
+    ("referral", "/body/requested_service_type"),
     ("epicrisis", "/body/admission_category"),
     ("epicrisis", "/body/approved_date"),
     ("epicrisis", "/body/care_providers"),
