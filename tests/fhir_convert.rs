@@ -490,60 +490,87 @@ struct Loss {
     apply: fn(&mut Message),
 }
 
+/// Apply `f` to every JSON node of the model under one of `keys` (arrays: to each item).
+fn each_at(m: &mut Message, keys: &[&str], f: &mut dyn FnMut(&mut Value)) {
+    fn walk(v: &mut Value, keys: &[&str], f: &mut dyn FnMut(&mut Value)) {
+        match v {
+            Value::Object(o) => {
+                for (k, x) in o.iter_mut() {
+                    if keys.contains(&k.as_str()) {
+                        match &mut *x {
+                            Value::Array(a) => a.iter_mut().for_each(&mut *f),
+                            Value::Null => {}
+                            other => f(other),
+                        }
+                    }
+                    walk(x, keys, f);
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| walk(x, keys, f)),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(&*m).unwrap();
+    walk(&mut v, keys, f);
+    *m = serde_json::from_value(v).expect("model round-trips through serde");
+}
+
+/// Every party of the message (header, body, copy receivers, care providers), top level only.
 fn each_org(m: &mut Message, f: &mut dyn FnMut(&mut Organisation)) {
-    fn walk(o: &mut Organisation, f: &mut dyn FnMut(&mut Organisation)) {
-        f(o);
-        if let Some(u) = o.unit.as_deref_mut() {
-            walk(u, f);
+    let keys = [
+        "sender",
+        "receiver",
+        "requester",
+        "service_provider",
+        "party",
+        "copy_to",
+    ];
+    each_at(m, &keys, &mut |v| {
+        if let Ok(mut o) = serde_json::from_value::<Organisation>(v.clone()) {
+            f(&mut o);
+            *v = serde_json::to_value(o).unwrap();
         }
+    });
+}
+
+/// A date-time as compared: without its UTC offset, with seconds.
+fn strip_offset(v: &mut String) {
+    let b = v.as_bytes();
+    let looks = v.len() >= 16 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':';
+    if !looks {
+        return;
     }
-    let h = &mut m.header;
-    for o in h
-        .sender
-        .iter_mut()
-        .chain(h.receiver.iter_mut())
-        .chain(h.copy_receivers.iter_mut().map(|c| &mut c.party))
-    {
-        walk(o, f);
+    if let Some(x) = v.strip_suffix('Z') {
+        *v = x.to_string();
+    } else if v.len() > 19 && matches!(v.as_bytes()[v.len() - 6], b'+' | b'-') {
+        v.truncate(v.len() - 6);
     }
-    match &mut m.body {
-        Body::Referral(r) => {
-            for o in r
-                .requester
-                .iter_mut()
-                .chain(r.service_provider.iter_mut())
-                .chain(r.copy_to.iter_mut())
-            {
-                walk(o, f);
-            }
-        }
-        Body::Epicrisis(e) => {
-            for o in e
-                .requester
-                .iter_mut()
-                .chain(e.service_provider.iter_mut())
-                .chain(e.copy_to.iter_mut())
-            {
-                walk(o, f);
-            }
-        }
-        _ => {}
+    if v.len() == 16 {
+        v.push_str(":00");
     }
 }
 
-fn strip_offset(s: &mut Option<String>) {
-    if let Some(v) = s {
-        if v.contains('T') {
-            if let Some(x) = v.strip_suffix('Z') {
-                *v = x.to_string();
-            } else if v.len() > 6 && matches!(v.as_bytes()[v.len() - 6], b'+' | b'-') {
-                v.truncate(v.len() - 6);
-            }
-            if v.len() == 16 {
-                v.push_str(":00");
+/// Drop the address, telecom and type of organisation levels without name and identifier; such a
+/// level with a sub-unit is replaced by it. `true` when nothing is left.
+fn strip_nameless(o: &mut Organisation) -> bool {
+    if let Some(u) = o.unit.as_deref_mut() {
+        if strip_nameless(u) {
+            o.unit = None;
+        }
+    }
+    if o.name.is_none() && o.idents.is_empty() {
+        o.address = None;
+        o.telecom.clear();
+        o.kind = None;
+        if let Some(u) = o.unit.take() {
+            let p = o.professional.take();
+            *o = *u;
+            if o.professional.is_none() {
+                o.professional = p;
             }
         }
     }
+    *o == Organisation::default()
 }
 
 const LOSSES: &[Loss] = &[
@@ -567,19 +594,34 @@ const LOSSES: &[Loss] = &[
         },
     },
     Loss {
-        field: "date-times (gen_date, issue_date, admitted, discharged)",
+        field: "header.patient",
+        why: "a FHIR message has one Patient, the focus' subject: the header's patient is the body's (the KITH decoders make the body's a superset of MsgHead's)",
+        apply: |m| {
+            let body = match &m.body {
+                Body::Referral(r) => r.patient.clone(),
+                Body::Epicrisis(e) => e.patient.clone(),
+                _ => None,
+            };
+            if body.is_some() {
+                m.header.patient = body;
+            }
+        },
+    },
+    Loss {
+        field: "date-times",
         why: "FHIR dateTime/instant need a UTC offset: a KITH local time gets Europe/Oslo's; compared without it",
         apply: |m| {
-            strip_offset(&mut m.header.gen_date);
-            match &mut m.body {
-                Body::Referral(r) => strip_offset(&mut r.issue_date),
-                Body::Epicrisis(e) => {
-                    strip_offset(&mut e.issue_date);
-                    strip_offset(&mut e.admitted);
-                    strip_offset(&mut e.discharged);
+            let mut v = serde_json::to_value(&*m).unwrap();
+            fn walk(v: &mut Value) {
+                match v {
+                    Value::String(s) => strip_offset(s),
+                    Value::Array(a) => a.iter_mut().for_each(walk),
+                    Value::Object(o) => o.values_mut().for_each(walk),
+                    _ => {}
                 }
-                _ => {}
             }
+            walk(&mut v);
+            *m = serde_json::from_value(v).unwrap();
         },
     },
     Loss {
@@ -604,140 +646,37 @@ const LOSSES: &[Loss] = &[
     },
     Loss {
         field: "organisation level without name or identifier",
-        why: "FHIR org-1 requires a name or an identifier: such a level (address, telecom, type only) is not written",
+        why: "FHIR org-1 requires a name or an identifier: such a level (its address, telecom, type) is not written",
         apply: |m| {
-            fn gone(o: &Option<Organisation>) -> bool {
-                o.as_ref().is_some_and(|o| {
-                    o.name.is_none() && o.idents.is_empty() && o.unit.is_none() && o.professional.is_none()
-                })
-            }
-            for o in [&mut m.header.sender, &mut m.header.receiver] {
-                if gone(o) {
-                    *o = None;
-                }
-            }
-            match &mut m.body {
-                Body::Referral(r) => {
-                    for o in [&mut r.requester, &mut r.service_provider] {
-                        if gone(o) {
-                            *o = None;
-                        }
+            let mut v = serde_json::to_value(&*m).unwrap();
+            for key in ["/header/sender", "/header/receiver", "/body/requester", "/body/service_provider"] {
+                if let Some(x) = v.pointer_mut(key) {
+                    if let Ok(mut o) = serde_json::from_value::<Organisation>(x.clone()) {
+                        *x = if strip_nameless(&mut o) { Value::Null } else { serde_json::to_value(o).unwrap() };
                     }
                 }
-                Body::Epicrisis(e) => {
-                    for o in [&mut e.requester, &mut e.service_provider] {
-                        if gone(o) {
-                            *o = None;
-                        }
-                    }
-                }
-                _ => {}
             }
+            *m = serde_json::from_value(v).unwrap();
+            each_org(m, &mut |o| {
+                strip_nameless(o);
+            });
         },
     },
     Loss {
         field: "telecom kind outside the table",
         why: "ContactPoint.use has home/work/mobile/temp/old only: KITH kinds other than HP, WP, MC, TMP, BAD are not kept",
         apply: |m| {
-            let keep = |t: &mut kadgate::model::Telecom| {
-                if !t.kind.as_deref().is_some_and(|k| mapping::TELECOM_USE.iter().any(|(x, _)| *x == k)) {
-                    t.kind = None;
+            each_at(m, &["telecom"], &mut |t| {
+                let keep = t["kind"].as_str().is_some_and(|k| mapping::TELECOM_USE.iter().any(|(x, _)| *x == k));
+                if !keep {
+                    if let Some(o) = t.as_object_mut() {
+                        o.remove("kind");
+                    }
                 }
-            };
-            if let Some(p) = m.header.patient.as_mut() {
-                p.telecom.iter_mut().for_each(keep);
-            }
-            match &mut m.body {
-                Body::Referral(r) => r.patient.iter_mut().for_each(|p| p.telecom.iter_mut().for_each(keep)),
-                Body::Epicrisis(e) => e.patient.iter_mut().for_each(|p| p.telecom.iter_mut().for_each(keep)),
-                _ => {}
-            }
-            each_org(m, &mut |o| {
-                o.telecom.iter_mut().for_each(keep);
-                if let Some(p) = o.professional.as_mut() {
-                    p.telecom.iter_mut().for_each(keep);
-                }
-            });
+            })
         },
     },
-    Loss {
-        field: "model fields added with the extended KITH decoders (see UNMAPPED)",
-        why: "not mapped to FHIR yet: relatives, care providers, communication needs, assessment, pathways, attachments, text roles and periods, diagnosis rank/modifiers, medication detail, observation category/interpretation, dialogue request and dates, epicrisis extras",
-        apply: |m| drop_unmapped(m),
-    },
 ];
-
-/// (body kind, JSON pointer with `*` for any array index) of model fields the FHIR mapping does not
-/// carry yet. Same list as `docs/mapping/fhir.md`, "Not mapped yet".
-const UNMAPPED: &[(&str, &str)] = &[
-    ("*", "/header/patient/related_persons"),
-    ("*", "/header/patient/care_providers"),
-    ("*", "/header/patient/communication_needs"),
-    ("*", "/header/patient/marital_status"),
-    ("*", "/body/patient/related_persons"),
-    ("*", "/body/patient/care_providers"),
-    ("*", "/body/patient/communication_needs"),
-    ("*", "/body/patient/marital_status"),
-    ("*", "/body/texts/*/role"),
-    ("*", "/body/texts/*/start"),
-    ("*", "/body/texts/*/end"),
-    ("*", "/body/attachments"),
-    ("*", "/body/diagnoses/*/rank"),
-    ("*", "/body/diagnoses/*/modifiers"),
-    ("*", "/body/medications/*/category"),
-    ("*", "/body/medications/*/status_text"),
-    ("*", "/body/medications/*/unit_dose"),
-    ("*", "/body/medications/*/comment"),
-    ("*", "/body/medications/*/intended_duration"),
-    ("*", "/body/medications/*/start"),
-    ("*", "/body/observations/*/category"),
-    ("*", "/body/observations/*/interpretation"),
-    ("referral", "/body/assessment"),
-    ("referral", "/body/care_pathways"),
-    ("referral", "/body/document_id"),
-    ("referral", "/body/requested_service_type"),
-    ("epicrisis", "/body/admission_category"),
-    ("epicrisis", "/body/approved_date"),
-    ("epicrisis", "/body/care_providers"),
-    ("epicrisis", "/body/discharge_outcome"),
-    ("epicrisis", "/body/referral"),
-    ("epicrisis", "/body/title"),
-    ("dialog", "/body/issue_date"),
-    ("dialog", "/body/note_date"),
-    ("dialog", "/body/request"),
-];
-
-fn drop_unmapped(m: &mut Message) {
-    fn drop(v: &mut Value, parts: &[&str]) {
-        match parts {
-            [] => {}
-            [last] => {
-                if let Some(o) = v.as_object_mut() {
-                    o.remove(*last);
-                }
-            }
-            ["*", rest @ ..] => {
-                if let Some(a) = v.as_array_mut() {
-                    a.iter_mut().for_each(|x| drop(x, rest));
-                }
-            }
-            [k, rest @ ..] => {
-                if let Some(x) = v.get_mut(*k) {
-                    drop(x, rest);
-                }
-            }
-        }
-    }
-    let mut v = serde_json::to_value(&*m).unwrap();
-    let kind = v["body"]["kind"].as_str().unwrap_or("").to_string();
-    for (k, p) in UNMAPPED {
-        if *k == "*" || *k == kind {
-            let parts: Vec<&str> = p.trim_start_matches('/').split('/').collect();
-            drop(&mut v, &parts);
-        }
-    }
-    *m = serde_json::from_value(v).expect("model round-trips through serde");
-}
 
 fn valid_kith_examples() -> Vec<String> {
     let table = std::fs::read_to_string(common::kith("VALIDATION.md")).expect("kith VALIDATION.md");

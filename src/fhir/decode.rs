@@ -19,9 +19,11 @@ use super::mapping::{
 };
 use crate::finding::{codes, Finding, Severity};
 use crate::model::{
-    Address, Body, Code, Conversation, CopyReceiver, Diagnosis, Dialog, Epicrisis, Format, Header,
-    Ident, Medication, Message, Observation, Organisation, Patient, PatientIdent, Professional,
-    Receipt, ReceiptStatus, Referral, ServiceType, Telecom, TextSection,
+    Address, Attachment, Body, CarePathway, CareProvider, CareProviderRole, Code, CodeModifier,
+    CommunicationNeed, Consent, Conversation, CopyReceiver, DatedCode, Diagnosis, DiagnosisRank,
+    Dialog, DialogRequest, Epicrisis, Format, Header, Ident, Medication, Message, Observation,
+    Organisation, Patient, PatientIdent, Professional, Quantity, Receipt, ReceiptStatus, Referral,
+    ReferralAssessment, RelatedPerson, ServiceType, Telecom, TextRole, TextSection,
 };
 
 /// A decoded FHIR message: `message` is `None` only when the input is no readable Bundle at all.
@@ -203,6 +205,251 @@ impl<'a> Cx<'a> {
         let e = self.extension(v, ext::KG_HEADING, path)?;
         let c = e.get("valueCoding")?;
         self.coding(c, &format!("{path}.extension"))
+    }
+
+    /// Every extension with `url`.
+    fn extensions<'v>(&mut self, v: &'v Value, url: &str, path: &str) -> Vec<&'v Value> {
+        self.arr(v, "extension", path)
+            .iter()
+            .filter(|e| e.get("url").and_then(Value::as_str) == Some(url))
+            .collect()
+    }
+
+    /// The code of an extension: `valueCodeableConcept` or `valueCoding`.
+    fn ext_code(&mut self, e: &Value, path: &str) -> Option<Code> {
+        if let Some(c) = e.get("valueCodeableConcept") {
+            return self.cc(c, &format!("{path}.valueCodeableConcept"));
+        }
+        let c = e.get("valueCoding")?;
+        self.coding(c, &format!("{path}.valueCoding"))
+    }
+
+    fn code_ext(&mut self, v: &Value, url: &str, path: &str) -> Option<Code> {
+        let e = self.extension(v, url, path)?;
+        self.ext_code(e, &format!("{path}.extension"))
+    }
+
+    fn string_ext(&mut self, v: &Value, url: &str, path: &str) -> Option<String> {
+        let e = self.extension(v, url, path)?;
+        ["valueString", "valueDateTime", "valueDate", "valueCode"]
+            .iter()
+            .find_map(|k| e.get(*k).and_then(Value::as_str))
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_string)
+    }
+
+    fn bool_ext(&mut self, v: &Value, url: &str, path: &str) -> Option<bool> {
+        self.extension(v, url, path)?
+            .get("valueBoolean")
+            .and_then(Value::as_bool)
+    }
+
+    /// `start` and `end` of a Period element.
+    fn period(&mut self, v: &Value, key: &str, path: &str) -> (Option<String>, Option<String>) {
+        let Some(p) = self.ob(v, key, path) else {
+            return (None, None);
+        };
+        let pp = format!("{path}.{key}");
+        (self.st(p, "start", &pp), self.st(p, "end", &pp))
+    }
+
+    /// A text with what kadgate's text extensions say about it (role, period, codes); `heading`
+    /// from `text-heading` unless given.
+    fn text(&mut self, v: &Value, path: &str, text: String, heading: Option<Code>) -> TextSection {
+        let heading = heading.or_else(|| self.heading(v, path));
+        let role = self
+            .string_ext(v, ext::KG_TEXT_ROLE, path)
+            .and_then(|r| serde_json::from_value::<TextRole>(Value::String(r)).ok());
+        let (start, end) = match self.extension(v, ext::KG_TEXT_PERIOD, path) {
+            Some(e) => self.period(e, "valuePeriod", &format!("{path}.extension")),
+            None => (None, None),
+        };
+        let mut codes = Vec::new();
+        for e in self.extensions(v, ext::KG_TEXT_CODE, path) {
+            codes.extend(self.ext_code(e, &format!("{path}.extension")));
+        }
+        TextSection {
+            heading,
+            text,
+            role,
+            start,
+            end,
+            codes,
+        }
+    }
+
+    /// A FHIR Quantity → model quantity (the number as text).
+    fn quantity(&mut self, q: &Value, path: &str) -> Option<Quantity> {
+        let value = match q.get("value") {
+            Some(Value::Number(n)) => n.to_string(),
+            Some(_) => {
+                self.note(
+                    codes::FHIR_VALUE_INVALID,
+                    Severity::Warning,
+                    &format!("{path}.value"),
+                    "expected a number",
+                );
+                String::new()
+            }
+            None => String::new(),
+        };
+        let unit = self.st(q, "unit", path);
+        (!value.is_empty() || unit.is_some()).then_some(Quantity { value, unit })
+    }
+
+    /// The entries of the current scope of type `rtype` whose reference at `key` resolves to the
+    /// entry at `target` (a Patient, an Encounter).
+    fn pointing_at(&mut self, rtype_: &str, key: &str, target: &str) -> Vec<Entry<'a>> {
+        let candidates: Vec<Entry<'a>> = self
+            .scope
+            .iter()
+            .filter(|e| rtype(e.resource) == rtype_)
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        for c in candidates {
+            if let Some(t) = self.resolve_at(c.resource, key, &c.path.clone()) {
+                if t.path == target {
+                    out.push(c);
+                }
+            }
+        }
+        out
+    }
+
+    /// A CareTeam (of one) → a care provider.
+    fn care_provider(&mut self, e: &Entry<'a>) -> CareProvider {
+        let (r, p) = (e.resource, e.path.clone());
+        let mut c = CareProvider {
+            note: self
+                .arr(r, "note", &p)
+                .first()
+                .and_then(|n| self.st(n, "text", &format!("{p}.note[0]"))),
+            ..CareProvider::default()
+        };
+        let Some(part) = self.arr(r, "participant", &p).first() else {
+            return c;
+        };
+        let pp = format!("{p}.participant[0]");
+        for (n, role) in self.arr(part, "role", &pp).iter().enumerate() {
+            let rp = format!("{pp}.role[{n}]");
+            let own = role
+                .get("coding")
+                .and_then(Value::as_array)
+                .and_then(|a| a.first())
+                .filter(|x| {
+                    x.get("system").and_then(Value::as_str) == Some(mapping::CARE_PROVIDER_ROLE)
+                })
+                .and_then(|x| x.get("code"))
+                .and_then(Value::as_str);
+            match own {
+                Some("contact") => c.role = Some(CareProviderRole::Contact),
+                Some("responsible") => c.role = Some(CareProviderRole::Responsible),
+                Some(_) => {}
+                None if c.relation.is_none() => c.relation = self.cc(role, &rp),
+                None => {}
+            }
+        }
+        if let Some(m) = self.resolve_at(part, "member", &pp) {
+            c.party = self.party(&m, &format!("{pp}.member")).unwrap_or_default();
+        }
+        (c.start, c.end) = self.period(part, "period", &pp);
+        c
+    }
+
+    /// An attachment from a DocumentReference.
+    fn document_reference(&mut self, d: &Value, p: &str) -> Attachment {
+        let mut a = Attachment {
+            kind: self.cc_at(d, "type", p),
+            id: self
+                .ob(d, "masterIdentifier", p)
+                .and_then(|i| self.st(i, "value", &format!("{p}.masterIdentifier"))),
+            ..Attachment::default()
+        };
+        let contents = self.arr(d, "content", p);
+        if let Some(c) = contents.first() {
+            let cp = format!("{p}.content[0]");
+            if let Some(att) = self.ob(c, "attachment", &cp) {
+                let x = self.attachment(att, &format!("{cp}.attachment"));
+                a = Attachment {
+                    kind: a.kind,
+                    id: a.id,
+                    ..x
+                };
+            }
+        }
+        // Content split into parts (kadgate's `data-part`): join the parts' data in order.
+        let part = |c: &Value| {
+            c.get("attachment")?
+                .get("extension")?
+                .as_array()?
+                .iter()
+                .find(|e| e.get("url").and_then(Value::as_str) == Some(ext::KG_DATA_PART))?
+                .get("valuePositiveInt")?
+                .as_u64()
+        };
+        let mut parts: Vec<(u64, &str)> = contents
+            .iter()
+            .filter_map(|c| {
+                let data = c.get("attachment")?.get("data")?.as_str()?;
+                Some((part(c)?, data))
+            })
+            .collect();
+        if parts.len() > 1 {
+            parts.sort_by_key(|(n, _)| *n);
+            a.data = Some(parts.iter().map(|(_, d)| *d).collect());
+        }
+        a
+    }
+
+    /// An R4 Attachment.
+    fn attachment(&mut self, att: &Value, p: &str) -> Attachment {
+        Attachment {
+            media_type: self.st(att, "contentType", p),
+            data: self.st(att, "data", p),
+            uri: self.st(att, "url", p),
+            description: self.st(att, "title", p),
+            issue_date: self.st(att, "creation", p),
+            ..Attachment::default()
+        }
+    }
+
+    /// A RelatedPerson → related person (relationship entries: kinship, care function, `N`).
+    fn related_person(&mut self, r: &Value, path: &str) -> RelatedPerson {
+        let name = self.name(r, path);
+        let mut p = RelatedPerson {
+            family_name: name.family,
+            middle_name: name.middle,
+            given_name: name.given,
+            full_name: name.text,
+            birth_date: self.st(r, "birthDate", path),
+            sex: self.st(r, "gender", path).and_then(|g| sex_of_gender(&g)),
+            idents: self.idents(r, path),
+            address: self.first_address(r, path),
+            telecom: self.telecoms(r, path),
+            occupation: self.string_ext(r, ext::KG_OCCUPATION, path),
+            workplace: self.string_ext(r, ext::KG_WORKPLACE, path),
+            note: self.string_ext(r, ext::KG_NOTE, path),
+            next_of_kin: self.bool_ext(r, ext::KG_NEXT_OF_KIN, path),
+            ..RelatedPerson::default()
+        };
+        for (n, c) in self.arr(r, "relationship", path).iter().enumerate() {
+            let cp = format!("{path}.relationship[{n}]");
+            let next_of_kin = c.get("coding").and_then(Value::as_array).is_some_and(|a| {
+                a.iter().any(|x| {
+                    x.get("system").and_then(Value::as_str) == Some(mapping::CONTACT_ROLE)
+                        && x.get("code").and_then(Value::as_str) == Some("N")
+                })
+            });
+            if next_of_kin {
+                p.next_of_kin = Some(true);
+            } else if self.bool_ext(c, ext::KG_CARE_FUNCTION, &cp) == Some(true) {
+                p.care_function = self.cc(c, &cp);
+            } else if p.relationship.is_none() {
+                p.relationship = self.cc(c, &cp);
+            }
+        }
+        p
     }
 
     // ------------------------------------------------------------ references
@@ -561,10 +808,7 @@ impl<'a> Cx<'a> {
                 .first()
                 .and_then(|c| self.cc(c, &format!("{path}.type[0]"))),
             idents: self.idents(r, path),
-            address: self
-                .arr(r, "address", path)
-                .first()
-                .and_then(|a| self.address(a, &format!("{path}.address[0]"))),
+            address: self.first_address(r, path),
             telecom: self.telecoms(r, path),
             unit: None,
             professional: None,
@@ -633,6 +877,29 @@ impl<'a> Cx<'a> {
             })
             .collect();
         let sex = self.st(r, "gender", path).and_then(|g| sex_of_gender(&g));
+        let nationality = self
+            .extension(r, ext::PATIENT_NATIONALITY, path)
+            .and_then(|n| {
+                n.get("extension")?
+                    .as_array()?
+                    .iter()
+                    .find(|x| x.get("url").and_then(Value::as_str) == Some("code"))
+            })
+            .and_then(|c| self.ext_code(c, &format!("{path}.extension")));
+        let mut needs = Vec::new();
+        for (n, c) in self.arr(r, "communication", path).iter().enumerate() {
+            needs.push(self.communication_need(r, c, &format!("{path}.communication[{n}]")));
+        }
+        let mut related = Vec::new();
+        for x in self.pointing_at("RelatedPerson", "patient", path) {
+            related.push(self.related_person(x.resource, &x.path));
+        }
+        let mut care = Vec::new();
+        for x in self.pointing_at("CareTeam", "subject", path) {
+            if x.resource.get("encounter").is_none() {
+                care.push(self.care_provider(&x));
+            }
+        }
         Patient {
             family_name: name.family,
             middle_name: name.middle,
@@ -641,13 +908,64 @@ impl<'a> Cx<'a> {
             birth_date: self.st(r, "birthDate", path),
             sex,
             idents,
-            address: self
-                .arr(r, "address", path)
-                .first()
-                .and_then(|a| self.address(a, &format!("{path}.address[0]"))),
+            address: self.first_address(r, path),
             telecom: self.telecoms(r, path),
-            ..Patient::default()
+            deceased_date: self.st(r, "deceasedDateTime", path),
+            nationality,
+            marital_status: self.cc_at(r, "maritalStatus", path),
+            related_persons: related,
+            care_providers: care,
+            communication_needs: needs,
         }
+    }
+
+    /// `Patient.communication` (with kadgate's `communication-need` extension) → a need; the
+    /// person who needs it is a RelatedPerson contained in the patient.
+    fn communication_need(&mut self, patient: &Value, c: &Value, p: &str) -> CommunicationNeed {
+        let mut need = CommunicationNeed {
+            language: self.cc_at(c, "language", p),
+            ..CommunicationNeed::default()
+        };
+        let Some(x) = self.extension(c, ext::KG_COMMUNICATION_NEED, p) else {
+            return need;
+        };
+        let xp = format!("{p}.extension");
+        let sub = |name: &str| {
+            x.get("extension").and_then(Value::as_array).and_then(|a| {
+                a.iter()
+                    .find(|e| e.get("url").and_then(Value::as_str) == Some(name))
+            })
+        };
+        let boolean = |name: &str| sub(name).and_then(|e| e.get("valueBoolean")?.as_bool());
+        need.hearing_impaired = boolean("hearingImpaired");
+        need.sight_impaired = boolean("sightImpaired");
+        need.note = sub("note")
+            .and_then(|e| e.get("valueString")?.as_str())
+            .map(str::to_string);
+        let local = sub("person")
+            .and_then(|e| e.get("valueReference")?.get("reference")?.as_str())
+            .and_then(|r| r.strip_prefix('#'));
+        if let Some(id) = local {
+            let found = patient
+                .get("contained")
+                .and_then(Value::as_array)
+                .and_then(|a| {
+                    a.iter().find(|r| {
+                        rtype(r) == "RelatedPerson"
+                            && r.get("id").and_then(Value::as_str) == Some(id)
+                    })
+                });
+            match found {
+                Some(r) => need.person = Some(self.related_person(r, &format!("{xp}.person"))),
+                None => self.note(
+                    codes::FHIR_REFERENCE_UNRESOLVED,
+                    Severity::Warning,
+                    &xp,
+                    "the person does not resolve to a contained resource",
+                ),
+            }
+        }
+        need
     }
 
     /// The subject reference → patient (`None` when absent or not a Patient).
@@ -733,6 +1051,11 @@ impl<'a> Cx<'a> {
         (addr != Address::default()).then_some(addr)
     }
 
+    fn first_address(&mut self, r: &Value, path: &str) -> Option<Address> {
+        let a = self.arr(r, "address", path).first()?;
+        self.address(a, &format!("{path}.address[0]"))
+    }
+
     fn telecoms(&mut self, r: &Value, path: &str) -> Vec<Telecom> {
         let mut out = Vec::new();
         for (n, t) in self.arr(r, "telecom", path).iter().enumerate() {
@@ -763,45 +1086,43 @@ impl<'a> Cx<'a> {
 
     fn referral(&mut self, sr: &'a Value, p: &str, header: &Header) -> Referral {
         let mut r = Referral {
-            id: self
-                .arr(sr, "identifier", p)
-                .first()
-                .and_then(|i| self.st(i, "value", &format!("{p}.identifier[0]"))),
             issue_date: self.st(sr, "authoredOn", p),
             description: self.cc_at(sr, "code", p),
             patient: self.subject(sr, p),
+            requested_date: self.st(sr, "occurrenceDateTime", p),
+            requested_specialty: self.cc_at(sr, "performerType", p),
+            payment_category: self.code_ext(sr, ext::KG_PAYMENT_CATEGORY, p),
+            basis_for_health_services: self.code_ext(sr, ext::KG_BASIS_FOR_HEALTH_SERVICES, p),
+            purpose: self.code_ext(sr, ext::KG_SERVICE_PURPOSE, p),
+            received_date: self.string_ext(sr, ext::KG_RECEIVED_DATE, p),
+            assessment: self
+                .extension(sr, ext::KG_REFERRAL_ASSESSMENT, p)
+                .map(|a| self.assessment(a, &format!("{p}.extension"))),
             ..Referral::default()
         };
+        for (n, i) in self.arr(sr, "identifier", p).iter().enumerate() {
+            let ip = format!("{p}.identifier[{n}]");
+            let doc = i.get("system").and_then(Value::as_str) == Some(mapping::DOCUMENT_ID);
+            let v = self.st(i, "value", &ip);
+            if doc {
+                r.document_id = r.document_id.or(v);
+            } else {
+                r.id = r.id.or(v);
+            }
+        }
+        for (n, d) in self.arr(sr, "orderDetail", p).iter().enumerate() {
+            let dp = format!("{p}.orderDetail[{n}]");
+            let c = self.cc(d, &dp);
+            let svc = c
+                .filter(|c| c.system.as_deref() == Some(mapping::oid::SERVICE_TYPE_7309))
+                .and_then(|c| ServiceType::from_kith(&c.code));
+            r.requested_service_type = r.requested_service_type.or(svc);
+        }
         r.service_type = self.service_type(sr, p).or_else(|| {
             (sr.get("status").and_then(Value::as_str) == Some("revoked"))
                 .then_some(ServiceType::Cancellation)
         });
-        let exact = sr
-            .get("_priority")
-            .and_then(|x| {
-                x.get("extension")?
-                    .as_array()?
-                    .iter()
-                    .find(|e| e.get("url").and_then(Value::as_str) == Some(ext::KG_HASTEGRAD))
-            })
-            .and_then(|e| e.get("valueCoding"))
-            .cloned();
-        r.priority = match (exact, self.st(sr, "priority", p)) {
-            (Some(c), _) => self.coding(&c, &format!("{p}._priority.extension")),
-            (None, Some(pr)) => {
-                let h = mapping::hastegrad_of(&pr);
-                if h.is_none() {
-                    self.note(
-                        codes::FHIR_VALUE_INVALID,
-                        Severity::Warning,
-                        &format!("{p}.priority"),
-                        "not a request-priority code",
-                    );
-                }
-                h
-            }
-            (None, None) => None,
-        };
+        r.priority = self.priority(sr, p);
         r.requester = self
             .resolve_at(sr, "requester", p)
             .and_then(|e| self.party(&e, &format!("{p}.requester")));
@@ -812,18 +1133,7 @@ impl<'a> Cx<'a> {
             .and_then(|e| self.party(&e, &format!("{p}.performer[0]")));
         // Diagnoses: reasonCode, then Conditions from reasonReference and supportingInfo; a Condition
         // with the same code as a reasonCode replaces it (it says more: clarified or not).
-        for (n, c) in self.arr(sr, "reasonCode", p).iter().enumerate() {
-            if let Some(code) = self.cc(c, &format!("{p}.reasonCode[{n}]")) {
-                push_diagnosis(
-                    &mut r.diagnoses,
-                    Diagnosis {
-                        code,
-                        confirmed: None,
-                        ..Diagnosis::default()
-                    },
-                );
-            }
-        }
+        self.reason_codes(sr, p, &mut r.diagnoses);
         let mut refs: Vec<(String, &Value)> = Vec::new();
         for key in ["reasonReference", "supportingInfo"] {
             for (n, x) in self.arr(sr, key, p).iter().enumerate() {
@@ -844,33 +1154,171 @@ impl<'a> Cx<'a> {
                 "Observation" => r.observations.extend(self.observation(res, &ep)),
                 "Flag" => r.flags.extend(self.cc_at(res, "code", &ep)),
                 "MedicationStatement" => r.medications.push(self.medication(res, &ep)),
+                "CarePlan" if res.get("category").is_some() => {
+                    let cat = self.arr(res, "category", &ep).first();
+                    let code = cat
+                        .and_then(|c| self.cc(c, &format!("{ep}.category[0]")))
+                        .unwrap_or_default();
+                    let note = self
+                        .arr(res, "note", &ep)
+                        .first()
+                        .and_then(|x| self.st(x, "text", &format!("{ep}.note[0]")));
+                    r.care_pathways.push(CarePathway { code, note });
+                }
                 "CarePlan" => {
                     if let Some(d) = self.st(res, "description", &ep) {
                         r.plan = Some(d);
                     }
                 }
+                "Consent" => r.consents.push(self.consent(res, &ep)),
+                "DocumentReference" => r.attachments.push(self.document_reference(res, &ep)),
                 _ => self.unexpected(
                     &e,
                     &rp,
-                    "a Condition, Observation, Flag, MedicationStatement or CarePlan",
+                    "a Condition, Observation, Flag, MedicationStatement, CarePlan, Consent or DocumentReference",
                 ),
             }
         }
-        for (n, a) in self.arr(sr, "note", p).iter().enumerate() {
-            let ap = format!("{p}.note[{n}]");
-            if let Some(t) = self.st(a, "text", &ap) {
-                let heading = self.heading(a, &ap);
-                r.texts.push(TextSection {
-                    heading,
-                    text: t,
-                    ..TextSection::default()
-                });
-            }
-        }
+        r.texts = self.notes(sr, p);
         if r.patient.is_none() {
             r.patient = header.patient.clone();
         }
         r
+    }
+
+    /// `reasonCode[]` → diagnoses (unclarified unless a Condition says more).
+    fn reason_codes(&mut self, sr: &Value, p: &str, out: &mut Vec<Diagnosis>) {
+        for (n, c) in self.arr(sr, "reasonCode", p).iter().enumerate() {
+            if let Some(code) = self.cc(c, &format!("{p}.reasonCode[{n}]")) {
+                let d = Diagnosis {
+                    code,
+                    ..Diagnosis::default()
+                };
+                push_diagnosis(out, d);
+            }
+        }
+    }
+
+    /// `note[]` Annotations → texts.
+    fn notes(&mut self, v: &Value, p: &str) -> Vec<TextSection> {
+        let mut out = Vec::new();
+        for (n, a) in self.arr(v, "note", p).iter().enumerate() {
+            let ap = format!("{p}.note[{n}]");
+            if let Some(t) = self.st(a, "text", &ap) {
+                out.push(self.text(a, &ap, t, None));
+            }
+        }
+        out
+    }
+
+    /// The `referral-assessment` extension.
+    fn assessment(&mut self, a: &Value, p: &str) -> ReferralAssessment {
+        let mut out = ReferralAssessment::default();
+        let parts: Vec<&Value> = self.arr(a, "extension", p).iter().collect();
+        for x in parts {
+            let url = x.get("url").and_then(Value::as_str).unwrap_or("");
+            match url {
+                "date" => {
+                    let mut d = DatedCode::default();
+                    for y in self.arr(x, "extension", p) {
+                        match y.get("url").and_then(Value::as_str) {
+                            Some("kind") => d.kind = self.ext_code(y, p).unwrap_or_default(),
+                            Some("date") => {
+                                d.date = y
+                                    .get("valueDateTime")
+                                    .or_else(|| y.get("valueDate"))
+                                    .and_then(Value::as_str)
+                                    .unwrap_or("")
+                                    .to_string()
+                            }
+                            _ => {}
+                        }
+                    }
+                    out.dates.push(d);
+                }
+                "freeChoice" => out.free_choice = x.get("valueBoolean").and_then(Value::as_bool),
+                "entitled" => out.entitled = x.get("valueBoolean").and_then(Value::as_bool),
+                "waitingEnd" => out.waiting_end = self.ext_code(x, p),
+                "outcome" => out.outcome = self.ext_code(x, p),
+                "pathwayId" => {
+                    out.pathway_id = x
+                        .get("valueString")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// A Consent: the exact status from `consent-status`, else `active` → 3107 `2`, `rejected` →
+    /// `3` (other states say nothing a KITH code could).
+    fn consent(&mut self, c: &Value, p: &str) -> Consent {
+        let exact =
+            c.get("_status")
+                .and_then(|x| {
+                    x.get("extension")?.as_array()?.iter().find(|e| {
+                        e.get("url").and_then(Value::as_str) == Some(ext::KG_CONSENT_STATUS)
+                    })
+                })
+                .cloned();
+        let status = match exact {
+            Some(e) => self.ext_code(&e, &format!("{p}._status.extension")),
+            None => match self.st(c, "status", p).as_deref() {
+                Some("active") => Some(Code::new(
+                    "2",
+                    Some(mapping::oid::CONSENT_STATUS_3107),
+                    Some("Pasient samtykker"),
+                )),
+                Some("rejected") => Some(Code::new(
+                    "3",
+                    Some(mapping::oid::CONSENT_STATUS_3107),
+                    Some("Pasient nekter samtykke"),
+                )),
+                _ => None,
+            },
+        };
+        Consent {
+            status,
+            date: self.st(c, "dateTime", p),
+            note: self.string_ext(c, ext::KG_NOTE, p),
+            given_by: self
+                .arr(c, "performer", p)
+                .first()
+                .and_then(|x| self.st(x, "display", &format!("{p}.performer[0]"))),
+        }
+    }
+
+    /// A request's hastegrad: the exact code from `_priority`'s `hastegrad` extension, else read
+    /// from `priority`.
+    fn priority(&mut self, sr: &Value, p: &str) -> Option<Code> {
+        let exact = sr
+            .get("_priority")
+            .and_then(|x| {
+                x.get("extension")?
+                    .as_array()?
+                    .iter()
+                    .find(|e| e.get("url").and_then(Value::as_str) == Some(ext::KG_HASTEGRAD))
+            })
+            .and_then(|e| e.get("valueCoding"))
+            .cloned();
+        match (exact, self.st(sr, "priority", p)) {
+            (Some(c), _) => self.coding(&c, &format!("{p}._priority.extension")),
+            (None, Some(pr)) => {
+                let h = mapping::hastegrad_of(&pr);
+                if h.is_none() {
+                    self.note(
+                        codes::FHIR_VALUE_INVALID,
+                        Severity::Warning,
+                        &format!("{p}.priority"),
+                        "not a request-priority code",
+                    );
+                }
+                h
+            }
+            (None, None) => None,
+        }
     }
 
     fn service_type(&mut self, r: &Value, p: &str) -> Option<ServiceType> {
@@ -883,6 +1331,18 @@ impl<'a> Cx<'a> {
 
     fn condition(&mut self, c: &Value, p: &str) -> Option<Diagnosis> {
         let code = self.cc_at(c, "code", p)?;
+        let mut modifiers = Vec::new();
+        for m in self.extensions(c, ext::KG_CODE_MODIFIER, p) {
+            let mut cm = CodeModifier::default();
+            for x in self.arr(m, "extension", p) {
+                match x.get("url").and_then(Value::as_str) {
+                    Some("name") => cm.name = self.ext_code(x, p).unwrap_or_default(),
+                    Some("value") => cm.values.extend(self.ext_code(x, p)),
+                    _ => {}
+                }
+            }
+            modifiers.push(cm);
+        }
         let ver = c
             .get("verificationStatus")
             .and_then(|v| v.get("coding"))
@@ -898,7 +1358,8 @@ impl<'a> Cx<'a> {
         Some(Diagnosis {
             code,
             confirmed,
-            ..Diagnosis::default()
+            rank: None,
+            modifiers,
         })
     }
 
@@ -912,12 +1373,35 @@ impl<'a> Cx<'a> {
         });
         let mut out = Vec::new();
         let code = self.cc_at(o, "code", p).unwrap_or_default();
+        // The category kadgate adds to the LOINC vital signs is not the sender's category.
+        let mut category = None;
+        for (n, c) in self.arr(o, "category", p).iter().enumerate() {
+            let cp = format!("{p}.category[{n}]");
+            let Some(c) = self.cc(c, &cp) else { continue };
+            let added = c.system.as_deref() == Some(sys::OBSERVATION_CATEGORY)
+                && c.code == "vital-signs"
+                && super::encode::is_vital_sign(&code);
+            if !added && category.is_none() {
+                category = Some(c);
+            }
+        }
+        let interpretation = self
+            .arr(o, "interpretation", p)
+            .first()
+            .and_then(|c| self.cc(c, &format!("{p}.interpretation[0]")));
+        let comment = self
+            .arr(o, "note", p)
+            .first()
+            .and_then(|x| self.st(x, "text", &format!("{p}.note[0]")));
         let has_value = o.get("valueQuantity").is_some() || o.get("valueCodeableConcept").is_some();
         let components = self.arr(o, "component", p);
         if has_value || components.is_empty() {
             let mut ob = Observation {
                 code,
                 time: time.clone(),
+                category: category.clone(),
+                interpretation,
+                comment,
                 ..Observation::default()
             };
             self.value(o, p, &mut ob);
@@ -928,6 +1412,11 @@ impl<'a> Cx<'a> {
             let mut ob = Observation {
                 code: self.cc_at(c, "code", &cp).unwrap_or_default(),
                 time: time.clone(),
+                category: category.clone(),
+                interpretation: self
+                    .arr(c, "interpretation", &cp)
+                    .first()
+                    .and_then(|x| self.cc(x, &format!("{cp}.interpretation[0]"))),
                 ..Observation::default()
             };
             self.value(c, &cp, &mut ob);
@@ -961,19 +1450,75 @@ impl<'a> Cx<'a> {
     }
 
     fn medication(&mut self, m: &Value, p: &str) -> Medication {
-        Medication {
+        let mut med = Medication {
             drug: self.cc_at(m, "medicationCodeableConcept", p),
-            dosage_text: self
-                .arr(m, "dosage", p)
+            category: self.cc_at(m, "category", p),
+            comment: self
+                .arr(m, "note", p)
                 .first()
-                .and_then(|d| self.st(d, "text", &format!("{p}.dosage[0]"))),
-            status: self
-                .extension(m, ext::KG_MEDICATION_STATUS, p)
-                .and_then(|e| e.get("valueString"))
-                .and_then(Value::as_str)
-                .map(str::to_string),
+                .and_then(|x| self.st(x, "text", &format!("{p}.note[0]"))),
             ..Medication::default()
+        };
+        (med.start, med.end) = self.period(m, "effectivePeriod", p);
+        // A dose form needs a Medication: kadgate writes a contained one.
+        let local = m
+            .get("medicationReference")
+            .and_then(|r| r.get("reference"))
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix('#'));
+        if let Some(id) = local {
+            let found = m.get("contained").and_then(Value::as_array).and_then(|a| {
+                a.iter().find(|r| {
+                    rtype(r) == "Medication" && r.get("id").and_then(Value::as_str) == Some(id)
+                })
+            });
+            if let Some(x) = found {
+                let xp = format!("{p}.contained");
+                med.drug = self.cc_at(x, "code", &xp);
+                med.form = self.cc_at(x, "form", &xp);
+            }
         }
+        if let Some(e) = self.extension(m, ext::KG_MEDICATION_STATUS, p) {
+            if let Some(v) = e.get("valueString").and_then(Value::as_str) {
+                med.status = Some(v.to_string());
+            } else if let Some(c) = e.get("valueCoding") {
+                let c = self.coding(c, &format!("{p}.extension"));
+                med.status = c.as_ref().map(|c| c.code.clone()).filter(|c| !c.is_empty());
+                med.status_text = c.and_then(|c| c.display);
+            }
+        }
+        for (url, slot) in [
+            (ext::KG_QUANTITY_SUPPLIED, &mut med.quantity_supplied),
+            (ext::KG_INTENDED_DURATION, &mut med.intended_duration),
+        ] {
+            if let Some(q) = self
+                .extension(m, url, p)
+                .and_then(|e| e.get("valueQuantity"))
+            {
+                *slot = self.quantity(q, &format!("{p}.extension"));
+            }
+        }
+        if let Some(d) = self.arr(m, "dosage", p).first() {
+            let dp = format!("{p}.dosage[0]");
+            med.dosage_text = self.st(d, "text", &dp);
+            med.route = self.cc_at(d, "route", &dp);
+            if let Some(t) = self.ob(d, "timing", &dp) {
+                let tp = format!("{dp}.timing");
+                med.dosage_code = self.cc_at(t, "code", &tp);
+                if let Some(b) = t.get("repeat").and_then(|r| r.get("boundsDuration")) {
+                    med.intended_duration =
+                        self.quantity(b, &format!("{tp}.repeat.boundsDuration"));
+                }
+            }
+            if let Some(q) = self
+                .arr(d, "doseAndRate", &dp)
+                .first()
+                .and_then(|x| x.get("doseQuantity"))
+            {
+                med.unit_dose = self.quantity(q, &format!("{dp}.doseAndRate[0].doseQuantity"));
+            }
+        }
+        med
     }
 
     // ------------------------------------------------------------ epicrisis
@@ -1024,11 +1569,37 @@ impl<'a> Cx<'a> {
                 .resolve_at(c, "custodian", &p)
                 .and_then(|o| self.party(&o, &format!("{p}.custodian"))),
         };
+        e.title = self.st(c, "title", &p);
+        e.approved_date = self
+            .arr(c, "attester", &p)
+            .first()
+            .and_then(|a| self.st(a, "time", &format!("{p}.attester[0]")));
+        let mut ranks: Vec<(String, DiagnosisRank)> = Vec::new();
         if let Some(enc) = self.resolve_at(c, "encounter", &p) {
             let (r, ep) = (enc.resource, enc.path.clone());
-            if let Some(period) = self.ob(r, "period", &ep) {
-                e.admitted = self.st(period, "start", &format!("{ep}.period"));
-                e.discharged = self.st(period, "end", &format!("{ep}.period"));
+            (e.admitted, e.discharged) = self.period(r, "period", &ep);
+            e.admission_category = self
+                .arr(r, "type", &ep)
+                .first()
+                .and_then(|t| self.cc(t, &format!("{ep}.type[0]")));
+            e.priority = self.cc_at(r, "priority", &ep);
+            if let Some(h) = self.ob(r, "hospitalization", &ep) {
+                e.discharge_outcome =
+                    self.cc_at(h, "dischargeDisposition", &format!("{ep}.hospitalization"));
+            }
+            for (n, d) in self.arr(r, "diagnosis", &ep).iter().enumerate() {
+                let dp = format!("{ep}.diagnosis[{n}]");
+                let rank = match d.get("rank").and_then(Value::as_u64) {
+                    Some(1) => DiagnosisRank::Main,
+                    Some(_) => DiagnosisRank::Secondary,
+                    None => continue,
+                };
+                if let Some(x) = self.resolve_at(d, "condition", &dp) {
+                    ranks.push((x.path, rank));
+                }
+            }
+            for x in self.pointing_at("CareTeam", "encounter", &ep) {
+                e.care_providers.push(self.care_provider(&x));
             }
             if let Some(b) = self.arr(r, "basedOn", &ep).first() {
                 let bp = format!("{ep}.basedOn[0]");
@@ -1053,14 +1624,67 @@ impl<'a> Cx<'a> {
                     e.requester = self
                         .resolve_at(srr, "requester", &sr.path)
                         .and_then(|x| self.party(&x, &format!("{}.requester", sr.path)));
+                    e.referral = self.answered_referral(srr, &sr.path, e.referral_id.clone());
                 }
             }
         }
-        self.sections(c, &p, &mut e, 0);
+        self.sections(c, &p, &mut e, 0, &ranks);
         Some(e)
     }
 
-    fn sections(&mut self, v: &Value, p: &str, e: &mut Epicrisis, depth: usize) {
+    /// What an epicrisis repeats of the referral it answers (`None` when its ServiceRequest says
+    /// no more than who asked and under which id).
+    fn answered_referral(
+        &mut self,
+        sr: &Value,
+        p: &str,
+        id: Option<String>,
+    ) -> Option<Box<Referral>> {
+        let detailed = [
+            "authoredOn",
+            "code",
+            "note",
+            "reasonReference",
+            "reasonCode",
+        ]
+        .iter()
+        .any(|k| sr.get(*k).is_some())
+            || sr.get("extension").is_some();
+        if !detailed {
+            return None;
+        }
+        let mut r = Referral {
+            id,
+            service_type: self.service_type(sr, p),
+            issue_date: self.st(sr, "authoredOn", p),
+            description: self.cc_at(sr, "code", p),
+            received_date: self.string_ext(sr, ext::KG_RECEIVED_DATE, p),
+            texts: self.notes(sr, p),
+            ..Referral::default()
+        };
+        self.reason_codes(sr, p, &mut r.diagnoses);
+        for (n, x) in self.arr(sr, "reasonReference", p).iter().enumerate() {
+            let xp = format!("{p}.reasonReference[{n}]");
+            let Some(c) = self.resolve(x, &xp) else {
+                continue;
+            };
+            if rtype(c.resource) == "Condition" {
+                if let Some(d) = self.condition(c.resource, &c.path) {
+                    push_diagnosis(&mut r.diagnoses, d);
+                }
+            }
+        }
+        Some(Box::new(r))
+    }
+
+    fn sections(
+        &mut self,
+        v: &Value,
+        p: &str,
+        e: &mut Epicrisis,
+        depth: usize,
+        ranks: &[(String, DiagnosisRank)],
+    ) {
         for (n, s) in self.arr(v, "section", p).iter().enumerate() {
             let sp = format!("{p}.section[{n}]");
             let entries = self.arr(s, "entry", &sp);
@@ -1088,11 +1712,9 @@ impl<'a> Cx<'a> {
                     .and_then(Value::as_str);
                 if let Some(text) = div.and_then(|d| self.xhtml_text(d, &format!("{sp}.text.div")))
                 {
-                    e.texts.push(TextSection {
-                        heading,
-                        text,
-                        ..TextSection::default()
-                    });
+                    let t = self.text(s, &sp, text, heading.clone());
+                    // No heading in the section: not one from the text-heading extension either.
+                    e.texts.push(TextSection { heading, ..t });
                 }
             }
             for (k, x) in entries.iter().enumerate() {
@@ -1103,21 +1725,20 @@ impl<'a> Cx<'a> {
                 let (res, rp) = (r.resource, r.path.clone());
                 match rtype(res) {
                     "Condition" => {
-                        if let Some(d) = self.condition(res, &rp) {
-                            let d = Diagnosis {
-                                confirmed: d.confirmed,
-                                ..d
-                            };
+                        if let Some(mut d) = self.condition(res, &rp) {
+                            d.rank = ranks.iter().find(|(x, _)| *x == rp).map(|(_, r)| *r);
                             e.diagnoses.push(d);
                         }
                     }
                     "MedicationStatement" => e.medications.push(self.medication(res, &rp)),
+                    "Observation" => e.observations.extend(self.observation(res, &rp)),
+                    "DocumentReference" => e.attachments.push(self.document_reference(res, &rp)),
                     // Other entries (allergies, encounters, …) are read through the narrative.
                     _ => {}
                 }
             }
             if depth < 16 {
-                self.sections(s, &sp, e, depth + 1);
+                self.sections(s, &sp, e, depth + 1, ranks);
             }
         }
     }
@@ -1170,15 +1791,49 @@ impl<'a> Cx<'a> {
                 .and_then(|x| self.coding(x, &format!("{tp}.coding[0]")));
             d.topic_text = self.st(t, "text", &tp);
         }
+        if let Some(t) = self.arr(c, "category", p).first() {
+            let tp = format!("{p}.category[0]");
+            d.case_type = self
+                .arr(t, "coding", &tp)
+                .first()
+                .and_then(|x| self.coding(x, &format!("{tp}.coding[0]")));
+            d.case_type_text = self.st(t, "text", &tp);
+        }
+        d.issue_date = self.st(c, "sent", p);
+        d.note_date = self.string_ext(c, ext::KG_NOTE_DATE, p);
+        d.responsible_role = self.code_ext(c, ext::KG_RESPONSIBLE_ROLE, p);
         for (n, x) in self.arr(c, "payload", p).iter().enumerate() {
             let xp = format!("{p}.payload[{n}]");
             if let Some(t) = self.st(x, "contentString", &xp) {
-                let heading = self.heading(x, &xp);
-                d.texts.push(TextSection {
-                    heading,
-                    text: t,
-                    ..TextSection::default()
-                });
+                let t = self.text(x, &xp, t, None);
+                d.texts.push(t);
+            } else if let Some(a) = self.ob(x, "contentAttachment", &xp) {
+                let a = self.attachment(a, &format!("{xp}.contentAttachment"));
+                d.attachments.push(a);
+            } else if let Some(r) = self.ob(x, "contentReference", &xp) {
+                // A reference to something outside the message (display only) is not read.
+                if r.get("reference").is_some() {
+                    let rp = format!("{xp}.contentReference");
+                    match self.resolve(r, &rp) {
+                        Some(e) if rtype(e.resource) == "DocumentReference" => {
+                            let a = self.document_reference(e.resource, &e.path);
+                            d.attachments.push(a);
+                        }
+                        Some(e) => self.unexpected(&e, &rp, "a DocumentReference"),
+                        None => {}
+                    }
+                }
+            }
+        }
+        for (n, x) in self.arr(c, "about", p).iter().enumerate() {
+            let xp = format!("{p}.about[{n}]");
+            if x.get("reference").is_none() {
+                continue;
+            }
+            if let Some(e) = self.resolve(x, &xp) {
+                if rtype(e.resource) == "CommunicationRequest" && d.request.is_none() {
+                    d.request = Some(self.communication_request(e.resource, &e.path));
+                }
             }
         }
         if let Some(r) = self
@@ -1206,6 +1861,37 @@ impl<'a> Cx<'a> {
         };
         let conv = (conv != Conversation::default()).then_some(conv);
         (d, self.subject(c, p), conv)
+    }
+
+    fn communication_request(&mut self, r: &Value, p: &str) -> DialogRequest {
+        let (from_date, to_date) = self.period(r, "occurrencePeriod", p);
+        let mut record_types = Vec::new();
+        for e in self.extensions(r, ext::KG_RECORD_TYPE, p) {
+            record_types.extend(self.ext_code(e, &format!("{p}.extension")));
+        }
+        DialogRequest {
+            kind: self
+                .arr(r, "category", p)
+                .first()
+                .and_then(|c| self.cc(c, &format!("{p}.category[0]"))),
+            subject: self
+                .arr(r, "payload", p)
+                .first()
+                .and_then(|x| self.st(x, "contentString", &format!("{p}.payload[0]"))),
+            purpose: self
+                .arr(r, "reasonCode", p)
+                .first()
+                .and_then(|c| self.cc(c, &format!("{p}.reasonCode[0]"))),
+            priority: self.priority(r, p),
+            from_date,
+            to_date,
+            record_types,
+            coded_info: self.code_ext(r, ext::KG_CODED_INFO, p),
+            document_id: self
+                .arr(r, "identifier", p)
+                .first()
+                .and_then(|i| self.st(i, "value", &format!("{p}.identifier[0]"))),
+        }
     }
 
     // ------------------------------------------------------------ receipt

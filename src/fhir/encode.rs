@@ -19,14 +19,16 @@ use std::collections::HashSet;
 use serde_json::{json, Map, Value};
 
 use super::mapping::{
-    self, address_use, coding_system, derive_uuid, event, ext, fhir_date, fhir_datetime,
+    self, address_use, coding_system, decimal, derive_uuid, event, ext, fhir_date, fhir_datetime,
     fhir_instant, fhir_priority, gender, is_fhir_id, issue_type_of_apprec_error, oid,
-    org_id_system, person_id_system, sys, ResponseCode, TELECOM_SCHEME, TELECOM_USE,
+    org_id_system, person_id_system, sys, ucum_time_unit, ResponseCode, TELECOM_SCHEME,
+    TELECOM_USE,
 };
 use crate::model::{
-    Address, Body, Code, Conversation, Diagnosis, Dialog, Epicrisis, Header, Ident, Medication,
-    Message, Observation, Organisation, Patient, Professional, Receipt, ReceiptStatus, Referral,
-    Telecom, TextSection,
+    Address, Attachment, Body, CareProvider, CareProviderRole, Code, CommunicationNeed, Consent,
+    Conversation, Diagnosis, DiagnosisRank, Dialog, DialogRequest, Epicrisis, Header, Ident,
+    Medication, Message, Observation, Organisation, Patient, Professional, Quantity, Receipt,
+    ReceiptStatus, Referral, ReferralAssessment, RelatedPerson, Telecom, TextSection,
 };
 
 /// Why a model could not be written as FHIR.
@@ -176,15 +178,63 @@ impl Builder {
 
     // ------------------------------------------------------------ parties
 
-    fn patient(&mut self, p: Option<&crate::model::Patient>) -> Value {
-        match p {
-            Some(p) => {
-                let content = serde_json::to_string(p).unwrap_or_default();
-                let url = self.add("Patient", &content, patient(p));
-                json!({ "reference": url })
-            }
-            None => absent_reference(),
+    /// The patient (once per distinct patient), with its relatives as RelatedPerson entries and
+    /// its care providers as CareTeam entries pointing at it.
+    fn patient(&mut self, p: Option<&Patient>) -> Value {
+        let Some(p) = p else {
+            return absent_reference();
+        };
+        let content = serde_json::to_string(p).unwrap_or_default();
+        let url = format!("urn:uuid:{}", self.uuid(&["Patient", &content]));
+        if self.seen.contains(&url) {
+            return json!({ "reference": url });
         }
+        let url = self.add("Patient", &content, patient(p));
+        let subject = json!({ "reference": url });
+        for (n, r) in p.related_persons.iter().enumerate() {
+            let mut res = related_person(r);
+            res["patient"] = subject.clone();
+            self.add("RelatedPerson", &format!("{content}\u{0}{n}"), res);
+        }
+        for (n, c) in p.care_providers.iter().enumerate() {
+            let res = self.care_team(c, &subject, None);
+            self.add("CareTeam", &format!("{content}\u{0}{n}"), res);
+        }
+        subject
+    }
+
+    /// A care provider as a CareTeam of one: `participant.role` = the relation and kadgate's
+    /// care-provider-role, `member` = the party, `period`; `note`. With `encounter`, the team of a
+    /// stay (an epicrisis' care providers), else the patient's.
+    fn care_team(&mut self, c: &CareProvider, subject: &Value, encounter: Option<&str>) -> Value {
+        let member = self.party(&c.party).map(|p| p.reference);
+        let mut roles: Vec<Value> = c.relation.as_ref().and_then(cc).into_iter().collect();
+        if let Some(role) = c.role {
+            let code = match role {
+                CareProviderRole::Contact => "contact",
+                CareProviderRole::Responsible => "responsible",
+            };
+            roles.push(
+                json!({ "coding": [{ "system": mapping::CARE_PROVIDER_ROLE, "code": code }] }),
+            );
+        }
+        let participant = o(vec![
+            ("role", nonempty(roles)),
+            ("member", member),
+            ("period", period(c.start.as_deref(), c.end.as_deref())),
+        ]);
+        let participant = (!is_empty(&participant)).then(|| json!([participant]));
+        o(vec![
+            ("resourceType", s("CareTeam")),
+            ("status", s("active")),
+            ("subject", present(subject)),
+            ("encounter", encounter.map(|e| json!({ "reference": e }))),
+            ("participant", participant),
+            (
+                "note",
+                text(c.note.as_deref()).map(|t| json!([{ "text": t }])),
+            ),
+        ])
     }
 
     fn professional(&mut self, p: &Professional, org: Option<&str>, path: &str) -> Value {
@@ -400,7 +450,7 @@ fn referral_message(msg: &Message, r: &Referral) -> Value {
         .diagnoses
         .iter()
         .enumerate()
-        .filter_map(|(n, d)| condition(&mut b, d, &subject, n))
+        .filter_map(|(n, d)| condition(&mut b, d, &subject, &n.to_string()).map(|(_, r)| r))
         .collect();
     let mut support = Vec::new();
     for (n, ob) in r.observations.iter().enumerate() {
@@ -425,12 +475,58 @@ fn referral_message(msg: &Message, r: &Referral) -> Value {
         let res = json!({ "resourceType": "CarePlan", "status": "active", "intent": "plan", "subject": subject, "description": plan });
         support.push(json!({ "reference": b.add("CarePlan", "plan", res) }));
     }
+    for (n, p) in r.care_pathways.iter().enumerate() {
+        let res = o(vec![
+            ("resourceType", s("CarePlan")),
+            ("status", s("active")),
+            ("intent", s("plan")),
+            (
+                "category",
+                Some(json!([cc(&p.code).unwrap_or_else(absent_concept)])),
+            ),
+            ("subject", Some(subject.clone())),
+            (
+                "note",
+                text(p.note.as_deref()).map(|t| json!([{ "text": t }])),
+            ),
+        ]);
+        let url = b.add("CarePlan", &format!("pathway-{n}"), res);
+        support.push(json!({ "reference": url }));
+    }
+    for (n, c) in r.consents.iter().enumerate() {
+        let url = b.add("Consent", &n.to_string(), consent(c, &subject));
+        support.push(json!({ "reference": url }));
+    }
+    for (n, a) in r.attachments.iter().enumerate() {
+        let url = b.add(
+            "DocumentReference",
+            &n.to_string(),
+            document_reference(a, &subject),
+        );
+        support.push(json!({ "reference": url }));
+    }
+    let mut identifiers: Vec<Value> = text(r.id.as_deref())
+        .map(|v| json!({ "value": v }))
+        .into_iter()
+        .collect();
+    if let Some(d) = text(r.document_id.as_deref()) {
+        identifiers.push(json!({ "system": mapping::DOCUMENT_ID, "value": d }));
+    }
+    let mut exts: Vec<Value> = r.service_type.map(service_type).into_iter().collect();
+    exts.extend(concept_ext(
+        ext::KG_PAYMENT_CATEGORY,
+        r.payment_category.as_ref(),
+    ));
+    exts.extend(concept_ext(
+        ext::KG_BASIS_FOR_HEALTH_SERVICES,
+        r.basis_for_health_services.as_ref(),
+    ));
+    exts.extend(concept_ext(ext::KG_SERVICE_PURPOSE, r.purpose.as_ref()));
+    exts.extend(received_date(r));
+    exts.extend(r.assessment.as_ref().and_then(assessment));
     let mut sr = o(vec![
         ("resourceType", s("ServiceRequest")),
-        (
-            "identifier",
-            text(r.id.as_deref()).map(|v| json!([{ "value": v }])),
-        ),
+        ("identifier", nonempty(identifiers)),
         (
             "status",
             s(
@@ -443,7 +539,19 @@ fn referral_message(msg: &Message, r: &Referral) -> Value {
         ),
         ("intent", s("order")),
         ("code", r.description.as_ref().and_then(cc)),
+        (
+            "orderDetail",
+            r.requested_service_type
+                .map(|t| json!([{ "coding": [service_type_coding(t)] }])),
+        ),
         ("subject", Some(subject)),
+        (
+            "occurrenceDateTime",
+            r.requested_date
+                .as_deref()
+                .and_then(fhir_datetime)
+                .map(Value::String),
+        ),
         (
             "authoredOn",
             r.issue_date
@@ -452,6 +560,7 @@ fn referral_message(msg: &Message, r: &Referral) -> Value {
                 .map(Value::String),
         ),
         ("requester", requester),
+        ("performerType", r.requested_specialty.as_ref().and_then(cc)),
         ("performer", performer.map(|p| json!([p]))),
         ("reasonReference", nonempty(reasons)),
         ("supportingInfo", nonempty(support)),
@@ -459,30 +568,198 @@ fn referral_message(msg: &Message, r: &Referral) -> Value {
             "note",
             nonempty(r.texts.iter().filter_map(annotation).collect()),
         ),
-        (
-            "extension",
-            r.service_type.map(|t| json!([service_type(t)])),
-        ),
+        ("extension", nonempty(exts)),
     ]);
-    if let Some(p) = &r.priority {
-        sr["priority"] = Value::String(fhir_priority(&p.code).to_string());
-        if let Some(c) = coding(p) {
-            sr["_priority"] =
-                json!({ "extension": [{ "url": ext::KG_HASTEGRAD, "valueCoding": c }] });
-        }
-    }
+    set_priority(&mut sr, r.priority.as_ref());
     let focus = b.add("ServiceRequest", "referral", sr);
     b.message(msg, event::REFERRAL, Some(focus), None, true)
 }
 
-fn service_type(t: crate::model::ServiceType) -> Value {
-    json!({
-        "url": ext::KG_SERVICE_TYPE,
-        "valueCoding": { "system": format!("{}{}", mapping::URN_OID, oid::SERVICE_TYPE_7309), "code": t.kith() },
-    })
+/// `priority` from a hastegrad, the exact code in the `hastegrad` extension on `_priority`.
+fn set_priority(res: &mut Value, p: Option<&Code>) {
+    if let Some(p) = p {
+        res["priority"] = Value::String(fhir_priority(&p.code).to_string());
+        if let Some(c) = coding(p) {
+            res["_priority"] =
+                json!({ "extension": [{ "url": ext::KG_HASTEGRAD, "valueCoding": c }] });
+        }
+    }
 }
 
-fn condition(b: &mut Builder, d: &Diagnosis, subject: &Value, n: usize) -> Option<Value> {
+fn received_date(r: &Referral) -> Option<Value> {
+    let d = r.received_date.as_deref().and_then(fhir_datetime)?;
+    Some(json!({ "url": ext::KG_RECEIVED_DATE, "valueDateTime": d }))
+}
+
+/// An extension whose value is the CodeableConcept of `c`.
+fn concept_ext(url: &str, c: Option<&Code>) -> Option<Value> {
+    let v = cc(c?)?;
+    Some(json!({ "url": url, "valueCodeableConcept": v }))
+}
+
+/// The receiving unit's assessment as the complex `referral-assessment` extension.
+fn assessment(a: &ReferralAssessment) -> Option<Value> {
+    let mut parts = Vec::new();
+    for d in &a.dates {
+        let mut sub = Vec::new();
+        if let Some(k) = cc(&d.kind) {
+            sub.push(json!({ "url": "kind", "valueCodeableConcept": k }));
+        }
+        if let Some(v) = fhir_datetime(&d.date) {
+            sub.push(json!({ "url": "date", "valueDateTime": v }));
+        }
+        if !sub.is_empty() {
+            parts.push(json!({ "url": "date", "extension": sub }));
+        }
+    }
+    if let Some(v) = a.free_choice {
+        parts.push(json!({ "url": "freeChoice", "valueBoolean": v }));
+    }
+    parts.extend(concept_ext("waitingEnd", a.waiting_end.as_ref()));
+    if let Some(v) = text(a.pathway_id.as_deref()) {
+        parts.push(json!({ "url": "pathwayId", "valueString": v }));
+    }
+    if let Some(v) = a.entitled {
+        parts.push(json!({ "url": "entitled", "valueBoolean": v }));
+    }
+    parts.extend(concept_ext("outcome", a.outcome.as_ref()));
+    (!parts.is_empty()).then(|| json!({ "url": ext::KG_REFERRAL_ASSESSMENT, "extension": parts }))
+}
+
+/// A consent as a Consent resource (scope treatment, category LOINC 59284-0 Patient Consent).
+/// `status` is read from the KITH status (3107) by [`mapping::consent_state`], the exact code goes
+/// into `_status`; `policyRule` (R4 ppc-1 needs a policy) is not known and says so.
+fn consent(c: &Consent, subject: &Value) -> Value {
+    let mut res = o(vec![
+        ("resourceType", s("Consent")),
+        (
+            "status",
+            s(mapping::consent_state(
+                c.status.as_ref().map(|x| x.code.as_str()),
+            )),
+        ),
+        (
+            "scope",
+            Some(json!({ "coding": [{ "system": sys::CONSENT_SCOPE, "code": "treatment" }] })),
+        ),
+        (
+            "category",
+            Some(json!([{ "coding": [{ "system": sys::LOINC, "code": "59284-0" }] }])),
+        ),
+        ("patient", Some(subject.clone())),
+        (
+            "dateTime",
+            c.date.as_deref().and_then(fhir_datetime).map(Value::String),
+        ),
+        (
+            "performer",
+            text(c.given_by.as_deref()).map(|g| json!([{ "display": g }])),
+        ),
+        ("policyRule", Some(absent_concept())),
+        (
+            "extension",
+            text(c.note.as_deref()).map(|n| json!([{ "url": ext::KG_NOTE, "valueString": n }])),
+        ),
+    ]);
+    if let Some(code) = c.status.as_ref().and_then(coding) {
+        res["_status"] =
+            json!({ "extension": [{ "url": ext::KG_CONSENT_STATUS, "valueCoding": code }] });
+    }
+    res
+}
+
+/// An attachment as a DocumentReference: `type` = kind (8114), `masterIdentifier` = id,
+/// `content[0].attachment` { `contentType`, `data`, `url`, `title` = description, `creation` =
+/// issue date }. Content of more than [`MAX_DATA`] base64 characters is split over consecutive
+/// `content` entries, each marked with its part number (`data-part`).
+fn document_reference(a: &Attachment, subject: &Value) -> Value {
+    let data = a.data.as_deref().map(str::trim).filter(|d| is_base64(d));
+    let content_type = text(a.media_type.as_deref())
+        .or_else(|| data.map(|_| Value::String("application/octet-stream".into())));
+    let attachment = |data: Option<&str>| {
+        o(vec![
+            ("contentType", content_type.clone()),
+            ("data", data.map(|d| Value::String(d.to_string()))),
+            (
+                "url",
+                a.uri
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty() && !u.contains(char::is_whitespace))
+                    .map(|u| Value::String(u.to_string())),
+            ),
+            ("title", text(a.description.as_deref())),
+            (
+                "creation",
+                a.issue_date
+                    .as_deref()
+                    .and_then(fhir_datetime)
+                    .map(Value::String),
+            ),
+        ])
+    };
+    let content: Vec<Value> = match data {
+        Some(d) if d.len() > MAX_DATA => d
+            .as_bytes()
+            .chunks(MAX_DATA)
+            .enumerate()
+            .map(|(n, part)| {
+                let mut att = attachment(std::str::from_utf8(part).ok());
+                att["extension"] = json!([{ "url": ext::KG_DATA_PART, "valuePositiveInt": n + 1 }]);
+                json!({ "attachment": att })
+            })
+            .collect(),
+        _ => {
+            let att = attachment(data);
+            let att = if is_empty(&att) {
+                json!({ "extension": [absent()] })
+            } else {
+                att
+            };
+            vec![json!({ "attachment": att })]
+        }
+    };
+    o(vec![
+        ("resourceType", s("DocumentReference")),
+        (
+            "masterIdentifier",
+            text(a.id.as_deref()).map(|v| json!({ "value": v })),
+        ),
+        ("status", s("current")),
+        ("type", a.kind.as_ref().and_then(cc)),
+        ("subject", present(subject)),
+        ("content", Some(Value::Array(content))),
+    ])
+}
+
+/// The most base64 characters one `Attachment.data` holds: R4 limits strings to 1 MB, and the
+/// independent R4 validator applies that to `base64Binary` too.
+const MAX_DATA: usize = 1024 * 1024;
+
+/// A FHIR `base64Binary` without white space.
+fn is_base64(d: &str) -> bool {
+    !d.is_empty()
+        && d.len() % 4 == 0
+        && d.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
+}
+
+fn service_type(t: crate::model::ServiceType) -> Value {
+    json!({ "url": ext::KG_SERVICE_TYPE, "valueCoding": service_type_coding(t) })
+}
+
+fn service_type_coding(t: crate::model::ServiceType) -> Value {
+    json!({ "system": format!("{}{}", mapping::URN_OID, oid::SERVICE_TYPE_7309), "code": t.kith() })
+}
+
+/// A diagnosis as a Condition (`code`, `verificationStatus`, modifiers as `code-modifier`
+/// extensions), added under `key`; returns the diagnosis' rank and the reference.
+fn condition(
+    b: &mut Builder,
+    d: &Diagnosis,
+    subject: &Value,
+    key: &str,
+) -> Option<(Option<DiagnosisRank>, Value)> {
     let code = cc(&d.code)?;
     let mut res = json!({ "resourceType": "Condition", "code": code, "subject": subject });
     if let Some(c) = d.confirmed {
@@ -490,23 +767,49 @@ fn condition(b: &mut Builder, d: &Diagnosis, subject: &Value, n: usize) -> Optio
         res["verificationStatus"] =
             json!({ "coding": [{ "system": sys::CONDITION_VERIFICATION, "code": v }] });
     }
-    Some(json!({ "reference": b.add("Condition", &n.to_string(), res) }))
+    let modifiers: Vec<Value> = d
+        .modifiers
+        .iter()
+        .filter_map(|m| {
+            let mut parts: Vec<Value> = concept_ext("name", Some(&m.name)).into_iter().collect();
+            parts.extend(
+                m.values
+                    .iter()
+                    .filter_map(|v| concept_ext("value", Some(v))),
+            );
+            (!parts.is_empty()).then(|| json!({ "url": ext::KG_CODE_MODIFIER, "extension": parts }))
+        })
+        .collect();
+    if !modifiers.is_empty() {
+        res["extension"] = Value::Array(modifiers);
+    }
+    Some((d.rank, json!({ "reference": b.add("Condition", key, res) })))
 }
 
 /// The LOINC vital signs `REFERRAL-PROFILE.md` names: they get category `vital-signs`.
-const VITAL_SIGNS: &[&str] = &[
+pub(crate) const VITAL_SIGNS: &[&str] = &[
     "9279-1", "59408-5", "2708-6", "3151-8", "85354-9", "8480-6", "8462-4", "8867-4", "67775-7",
     "8310-5",
 ];
 
+/// Whether kadgate adds category `vital-signs` to an observation with this code.
+pub(crate) fn is_vital_sign(code: &Code) -> bool {
+    code.system.as_deref().and_then(coding_system).as_deref() == Some(sys::LOINC)
+        && VITAL_SIGNS.contains(&code.code.as_str())
+}
+
 fn observation(ob: &Observation, subject: &Value) -> Value {
+    let mut categories: Vec<Value> = ob.category.as_ref().and_then(cc).into_iter().collect();
+    let vital =
+        json!({ "coding": [{ "system": sys::OBSERVATION_CATEGORY, "code": "vital-signs" }] });
+    if is_vital_sign(&ob.code) && !categories.contains(&vital) {
+        categories.push(vital);
+    }
     let mut res = o(vec![
         ("resourceType", s("Observation")),
         ("status", s("final")),
-        (
-            "code",
-            Some(cc(&ob.code).unwrap_or_else(|| json!({ "extension": [absent()] }))),
-        ),
+        ("category", nonempty(categories)),
+        ("code", Some(cc(&ob.code).unwrap_or_else(absent_concept))),
         ("subject", Some(subject.clone())),
         (
             "effectiveDateTime",
@@ -515,12 +818,15 @@ fn observation(ob: &Observation, subject: &Value) -> Value {
                 .and_then(fhir_datetime)
                 .map(Value::String),
         ),
+        (
+            "interpretation",
+            ob.interpretation.as_ref().and_then(cc).map(|c| json!([c])),
+        ),
+        (
+            "note",
+            text(ob.comment.as_deref()).map(|t| json!([{ "text": t }])),
+        ),
     ]);
-    let loinc = ob.code.system.as_deref().and_then(coding_system).as_deref() == Some(sys::LOINC);
-    if loinc && VITAL_SIGNS.contains(&ob.code.code.as_str()) {
-        res["category"] =
-            json!([{ "coding": [{ "system": sys::OBSERVATION_CATEGORY, "code": "vital-signs" }] }]);
-    }
     let value = ob
         .value
         .and_then(serde_json::Number::from_f64)
@@ -533,27 +839,98 @@ fn observation(ob: &Observation, subject: &Value) -> Value {
     res
 }
 
+/// A model quantity as a FHIR Quantity (`value` a decimal, `unit` as written).
+fn quantity(q: &Quantity) -> Option<Value> {
+    let v = o(vec![
+        ("value", decimal(&q.value)),
+        ("unit", text(q.unit.as_deref())),
+    ]);
+    (!is_empty(&v)).then_some(v)
+}
+
+/// A medication line as a MedicationStatement: `medicationCodeableConcept` = drug (with a dose
+/// form: a contained Medication { code, form }), `category`, `effectivePeriod` = start/end,
+/// `note` = comment, `dosage[0]` { `text`, `timing.code` = coded dosage,
+/// `timing.repeat.boundsDuration` = intended duration (UCUM time units), `route`,
+/// `doseAndRate[0].doseQuantity` = unit dose }; extensions for the sender's status (code and text),
+/// the quantity supplied and an intended duration in other units.
 fn medication(m: &Medication, subject: &Value) -> Value {
+    let drug = m.drug.as_ref().and_then(cc);
+    let form = m.form.as_ref().and_then(cc);
+    let mut exts = Vec::new();
+    let status = Code {
+        code: m.status.clone().unwrap_or_default(),
+        system: None,
+        display: m.status_text.clone(),
+    };
+    if let Some(c) = coding(&status) {
+        exts.push(json!({ "url": ext::KG_MEDICATION_STATUS, "valueCoding": c }));
+    }
+    if let Some(q) = m.quantity_supplied.as_ref().and_then(quantity) {
+        exts.push(json!({ "url": ext::KG_QUANTITY_SUPPLIED, "valueQuantity": q }));
+    }
+    let mut bounds = None;
+    if let Some(d) = &m.intended_duration {
+        let ucum = d.unit.as_deref().and_then(ucum_time_unit);
+        match (decimal(&d.value), ucum) {
+            (Some(v), Some(code)) => {
+                bounds = Some(o(vec![
+                    ("value", Some(v)),
+                    ("unit", text(d.unit.as_deref())),
+                    ("system", s(mapping::UCUM)),
+                    ("code", s(code)),
+                ]));
+            }
+            _ => {
+                if let Some(q) = quantity(d) {
+                    exts.push(json!({ "url": ext::KG_INTENDED_DURATION, "valueQuantity": q }));
+                }
+            }
+        }
+    }
+    let timing = o(vec![
+        ("code", m.dosage_code.as_ref().and_then(cc)),
+        ("repeat", bounds.map(|b| json!({ "boundsDuration": b }))),
+    ]);
+    let dosage = o(vec![
+        ("text", text(m.dosage_text.as_deref())),
+        ("timing", (!is_empty(&timing)).then_some(timing)),
+        ("route", m.route.as_ref().and_then(cc)),
+        (
+            "doseAndRate",
+            m.unit_dose
+                .as_ref()
+                .and_then(quantity)
+                .map(|q| json!([{ "doseQuantity": q }])),
+        ),
+    ]);
     let mut res = o(vec![
         ("resourceType", s("MedicationStatement")),
         ("status", s("unknown")),
-        (
-            "medicationCodeableConcept",
-            Some(
-                m.drug
-                    .as_ref()
-                    .and_then(cc)
-                    .unwrap_or_else(|| json!({ "extension": [absent()] })),
-            ),
-        ),
+        ("category", m.category.as_ref().and_then(cc)),
         ("subject", Some(subject.clone())),
         (
-            "dosage",
-            text(m.dosage_text.as_deref()).map(|t| json!([{ "text": t }])),
+            "effectivePeriod",
+            period(m.start.as_deref(), m.end.as_deref()),
         ),
+        ("dosage", (!is_empty(&dosage)).then(|| json!([dosage]))),
+        (
+            "note",
+            text(m.comment.as_deref()).map(|t| json!([{ "text": t }])),
+        ),
+        ("extension", nonempty(exts)),
     ]);
-    if let Some(st) = text(m.status.as_deref()) {
-        res["extension"] = json!([{ "url": ext::KG_MEDICATION_STATUS, "valueString": st }]);
+    match form {
+        Some(form) => {
+            res["contained"] = json!([o(vec![
+                ("resourceType", s("Medication")),
+                ("id", s("medication")),
+                ("code", drug),
+                ("form", Some(form)),
+            ])]);
+            res["medicationReference"] = json!({ "reference": "#medication" });
+        }
+        None => res["medicationCodeableConcept"] = drug.unwrap_or_else(absent_concept),
     }
     res
 }
@@ -561,14 +938,152 @@ fn medication(m: &Medication, subject: &Value) -> Value {
 fn annotation(t: &TextSection) -> Option<Value> {
     let txt = text(Some(&t.text))?;
     let mut a = json!({ "text": txt });
-    if let Some(h) = heading(t.heading.as_ref()) {
-        a["extension"] = json!([h]);
+    let exts = text_exts(t);
+    if !exts.is_empty() {
+        a["extension"] = Value::Array(exts);
     }
     Some(a)
 }
 
+/// What a text says about itself besides its words: heading, role, period, codes.
+fn text_exts(t: &TextSection) -> Vec<Value> {
+    let mut v: Vec<Value> = heading(t.heading.as_ref()).into_iter().collect();
+    if let Some(Value::String(r)) = t.role.and_then(|r| serde_json::to_value(r).ok()) {
+        v.push(json!({ "url": ext::KG_TEXT_ROLE, "valueCode": r }));
+    }
+    if let Some(p) = period(t.start.as_deref(), t.end.as_deref()) {
+        v.push(json!({ "url": ext::KG_TEXT_PERIOD, "valuePeriod": p }));
+    }
+    v.extend(
+        t.codes
+            .iter()
+            .filter_map(|c| concept_ext(ext::KG_TEXT_CODE, Some(c))),
+    );
+    v
+}
+
 fn heading(h: Option<&Code>) -> Option<Value> {
     coding(h?).map(|c| json!({ "url": ext::KG_HEADING, "valueCoding": c }))
+}
+
+/// A Period from model date-times; an end before the start is left out (R4 per-1).
+fn period(start: Option<&str>, end: Option<&str>) -> Option<Value> {
+    let start = start.and_then(fhir_datetime);
+    let mut end = end.and_then(fhir_datetime);
+    if let (Some(a), Some(b)) = (&start, &end) {
+        if a.len() == b.len() && b < a {
+            end = None;
+        }
+    }
+    let p = o(vec![
+        ("start", start.map(Value::String)),
+        ("end", end.map(Value::String)),
+    ]);
+    (!is_empty(&p)).then_some(p)
+}
+
+/// A related person as a RelatedPerson (without `patient`, which the caller sets):
+/// `relationship` = kinship, the care function (marked `care-function`) and v2-0131 `N` for the
+/// closest relative; occupation, workplace, note and "not the closest relative" as extensions.
+fn related_person(r: &RelatedPerson) -> Value {
+    let mut rel: Vec<Value> = r.relationship.as_ref().and_then(cc).into_iter().collect();
+    if let Some(mut c) = r.care_function.as_ref().and_then(cc) {
+        c["extension"] = json!([{ "url": ext::KG_CARE_FUNCTION, "valueBoolean": true }]);
+        rel.push(c);
+    }
+    let mut exts = Vec::new();
+    match r.next_of_kin {
+        Some(true) => rel.push(
+            json!({ "coding": [{ "system": mapping::CONTACT_ROLE, "code": "N", "display": "Next-of-Kin" }] }),
+        ),
+        Some(false) => exts.push(json!({ "url": ext::KG_NEXT_OF_KIN, "valueBoolean": false })),
+        None => {}
+    }
+    for (url, v) in [
+        (ext::KG_OCCUPATION, &r.occupation),
+        (ext::KG_WORKPLACE, &r.workplace),
+        (ext::KG_NOTE, &r.note),
+    ] {
+        if let Some(t) = text(v.as_deref()) {
+            exts.push(json!({ "url": url, "valueString": t }));
+        }
+    }
+    let mut fields = vec![
+        ("resourceType", s("RelatedPerson")),
+        ("identifier", nonempty(idents(&r.idents, person_id_system))),
+        ("relationship", nonempty(rel)),
+    ];
+    fields.extend(person_elements(
+        [&r.family_name, &r.given_name, &r.middle_name, &r.full_name],
+        &r.telecom,
+        r.sex,
+        r.birth_date.as_deref(),
+    ));
+    fields.extend([
+        (
+            "address",
+            r.address.as_ref().and_then(address).map(|a| json!([a])),
+        ),
+        ("extension", nonempty(exts)),
+    ]);
+    o(fields)
+}
+
+/// The elements a Patient and a RelatedPerson share: `name` (family, given, middle, text),
+/// `telecom`, `gender`, `birthDate`.
+fn person_elements(
+    [family, given, middle, full]: [&Option<String>; 4],
+    telecom: &[Telecom],
+    sex: Option<crate::model::Sex>,
+    birth_date: Option<&str>,
+) -> [(&'static str, Option<Value>); 4] {
+    [
+        (
+            "name",
+            human_name(family, given, middle, full).map(|n| json!([n])),
+        ),
+        (
+            "telecom",
+            nonempty(telecom.iter().map(contact_point).collect()),
+        ),
+        ("gender", sex.map(|x| Value::String(gender(x).into()))),
+        (
+            "birthDate",
+            birth_date.and_then(fhir_date).map(Value::String),
+        ),
+    ]
+}
+
+/// A communication need as `Patient.communication`: `language` (required; data-absent when not
+/// known) and the `communication-need` extension; the person who needs it is a contained
+/// RelatedPerson (pushed onto `contained`).
+fn communication_need(c: &CommunicationNeed, n: usize, contained: &mut Vec<Value>) -> Value {
+    let mut parts = Vec::new();
+    if let Some(p) = &c.person {
+        let id = format!("communication-need-{n}");
+        let mut rp = related_person(p);
+        rp["id"] = Value::String(id.clone());
+        rp["patient"] = json!({ "reference": "#" });
+        contained.push(rp);
+        parts.push(json!({ "url": "person", "valueReference": { "reference": format!("#{id}") } }));
+    }
+    for (url, v) in [
+        ("hearingImpaired", c.hearing_impaired),
+        ("sightImpaired", c.sight_impaired),
+    ] {
+        if let Some(b) = v {
+            parts.push(json!({ "url": url, "valueBoolean": b }));
+        }
+    }
+    if let Some(t) = text(c.note.as_deref()) {
+        parts.push(json!({ "url": "note", "valueString": t }));
+    }
+    let mut v =
+        json!({ "language": c.language.as_ref().and_then(cc).unwrap_or_else(absent_concept) });
+    if !parts.is_empty() {
+        v["extension"] = json!([{ "url": ext::KG_COMMUNICATION_NEED, "extension": parts }]);
+    }
+    v
 }
 
 // ---------------------------------------------------------------- epicrisis
@@ -604,17 +1119,17 @@ fn document(
             sections.push(sec);
         }
     }
-    let diags: Vec<Value> = e
+    let diags: Vec<(Option<DiagnosisRank>, Value)> = e
         .diagnoses
         .iter()
         .enumerate()
-        .filter_map(|(n, d)| condition(b, d, &subject, n))
+        .filter_map(|(n, d)| condition(b, d, &subject, &n.to_string()))
         .collect();
     if !diags.is_empty() {
         sections.push(json!({
             "title": "Diagnoser",
             "code": { "coding": [{ "system": sys::LOINC, "code": "11535-2", "display": "Hospital discharge Dx Narrative" }] },
-            "entry": diags,
+            "entry": diags.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>(),
         }));
     }
     let meds: Vec<Value> = e
@@ -637,25 +1152,44 @@ fn document(
             "entry": meds,
         }));
     }
+    let results: Vec<Value> = e
+        .observations
+        .iter()
+        .enumerate()
+        .map(|(n, ob)| {
+            json!({ "reference": b.add("Observation", &n.to_string(), observation(ob, &subject)) })
+        })
+        .collect();
+    if !results.is_empty() {
+        sections.push(json!({
+            "title": "Resultater",
+            "code": { "coding": [{ "system": sys::LOINC, "code": "30954-2", "display": "Relevant diagnostic tests/laboratory data Narrative" }] },
+            "entry": results,
+        }));
+    }
+    let attachments: Vec<Value> = e
+        .attachments
+        .iter()
+        .enumerate()
+        .map(|(n, a)| {
+            let url = b.add(
+                "DocumentReference",
+                &n.to_string(),
+                document_reference(a, &subject),
+            );
+            json!({ "reference": url })
+        })
+        .collect();
+    if !attachments.is_empty() {
+        sections.push(json!({ "title": "Vedlegg", "entry": attachments }));
+    }
 
-    let referral = (e.referral_id.is_some() || requester.is_some()).then(|| {
-        let sr = o(vec![
-            ("resourceType", s("ServiceRequest")),
-            // Without a referral id the identifier says so, so that no id is read back.
-            (
-                "identifier",
-                Some(match text(e.referral_id.as_deref()) {
-                    Some(v) => json!([{ "value": v }]),
-                    None => json!([{ "extension": [absent()] }]),
-                }),
-            ),
-            ("status", s("completed")),
-            ("intent", s("order")),
-            ("subject", Some(subject.clone())),
-            ("requester", requester.clone()),
-        ]);
-        json!({ "reference": b.add("ServiceRequest", "referral", sr) })
-    });
+    let referral_id = e
+        .referral_id
+        .as_deref()
+        .or_else(|| e.referral.as_ref().and_then(|r| r.id.as_deref()));
+    let referral = (referral_id.is_some() || requester.is_some() || e.referral.is_some())
+        .then(|| epicrisis_referral(b, e, referral_id, requester.clone(), &subject));
     let period = o(vec![
         (
             "start",
@@ -672,25 +1206,69 @@ fn document(
                 .map(Value::String),
         ),
     ]);
-    let has_period = period.as_object().is_some_and(|m| !m.is_empty());
-    let encounter = (has_period || referral.is_some()).then(|| {
+    let has_period = !is_empty(&period);
+    let ranked: Vec<Value> = diags
+        .iter()
+        .filter_map(|(rank, r)| {
+            let n = match (*rank)? {
+                DiagnosisRank::Main => 1,
+                DiagnosisRank::Secondary => 2,
+            };
+            Some(json!({
+                "condition": r,
+                "use": { "coding": [{ "system": sys::DIAGNOSIS_ROLE, "code": "DD" }] },
+                "rank": n,
+            }))
+        })
+        .collect();
+    let discharge = e
+        .discharge_outcome
+        .as_ref()
+        .and_then(cc)
+        .map(|c| json!({ "dischargeDisposition": c }));
+    let needs_encounter = has_period
+        || referral.is_some()
+        || !ranked.is_empty()
+        || e.admission_category.is_some()
+        || discharge.is_some()
+        || e.priority.is_some()
+        || !e.care_providers.is_empty();
+    let encounter = needs_encounter.then(|| {
+        let (class, display) =
+            mapping::encounter_class(e.admission_category.as_ref().map(|c| c.code.as_str()));
         let enc = o(vec![
             ("resourceType", s("Encounter")),
             ("status", s("finished")),
             (
                 "class",
-                Some(json!({ "system": sys::ACT_CODE, "code": "IMP", "display": "inpatient encounter" })),
+                Some(json!({ "system": sys::ACT_CODE, "code": class, "display": display })),
             ),
+            (
+                "type",
+                e.admission_category
+                    .as_ref()
+                    .and_then(cc)
+                    .map(|c| json!([c])),
+            ),
+            ("priority", e.priority.as_ref().and_then(cc)),
             ("subject", Some(subject.clone())),
-            ("period", has_period.then_some(period)),
             ("basedOn", referral.map(|r| json!([r]))),
+            ("period", has_period.then_some(period)),
+            ("diagnosis", nonempty(ranked)),
+            ("hospitalization", discharge),
             (
                 "serviceProvider",
                 author.as_ref().and_then(|a| a.root_org.clone()),
             ),
         ]);
-        json!({ "reference": b.add("Encounter", "stay", enc) })
+        b.add("Encounter", "stay", enc)
     });
+    if let Some(enc) = &encounter {
+        for (n, c) in e.care_providers.iter().enumerate() {
+            let res = b.care_team(c, &subject, Some(enc));
+            b.add("CareTeam", &format!("stay-{n}"), res);
+        }
+    }
 
     let composition = o(vec![
         ("resourceType", s("Composition")),
@@ -709,7 +1287,7 @@ fn document(
             ),
         ),
         ("subject", Some(subject.clone())),
-        ("encounter", encounter),
+        ("encounter", encounter.map(|u| json!({ "reference": u }))),
         ("date", Some(Value::String(date))),
         (
             "author",
@@ -718,7 +1296,17 @@ fn document(
                 .map(|a| a.reference.clone())
                 .unwrap_or_else(absent_reference)])),
         ),
-        ("title", s("Epikrise")),
+        (
+            "title",
+            Some(text(e.title.as_deref()).unwrap_or_else(|| Value::String("Epikrise".into()))),
+        ),
+        (
+            "attester",
+            e.approved_date
+                .as_deref()
+                .and_then(fhir_datetime)
+                .map(|t| json!([{ "mode": "legal", "time": t }])),
+        ),
         (
             "custodian",
             author.as_ref().and_then(|a| a.root_org.clone()),
@@ -754,13 +1342,75 @@ fn document(
     }))
 }
 
+/// The referral an epicrisis answers, as the ServiceRequest its Encounter is `basedOn`:
+/// identifier (data-absent when unknown, so that no id is read back), requester, and what the
+/// epicrisis repeats of it (service type, issue and receipt dates, description, texts, diagnoses).
+fn epicrisis_referral(
+    b: &mut Builder,
+    e: &Epicrisis,
+    id: Option<&str>,
+    requester: Option<Value>,
+    subject: &Value,
+) -> Value {
+    let r = e.referral.as_deref();
+    let reasons: Vec<Value> = r
+        .map(|r| {
+            r.diagnoses
+                .iter()
+                .enumerate()
+                .filter_map(|(n, d)| condition(b, d, subject, &format!("referral-{n}")))
+                .map(|(_, x)| x)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut exts: Vec<Value> = r
+        .and_then(|r| r.service_type)
+        .map(service_type)
+        .into_iter()
+        .collect();
+    exts.extend(r.and_then(received_date));
+    let sr = o(vec![
+        ("resourceType", s("ServiceRequest")),
+        (
+            "identifier",
+            Some(match text(id) {
+                Some(v) => json!([{ "value": v }]),
+                None => json!([{ "extension": [absent()] }]),
+            }),
+        ),
+        ("status", s("completed")),
+        ("intent", s("order")),
+        ("code", r.and_then(|r| r.description.as_ref()).and_then(cc)),
+        ("subject", Some(subject.clone())),
+        (
+            "authoredOn",
+            r.and_then(|r| r.issue_date.as_deref())
+                .and_then(fhir_datetime)
+                .map(Value::String),
+        ),
+        ("requester", requester),
+        ("reasonReference", nonempty(reasons)),
+        (
+            "note",
+            r.and_then(|r| nonempty(r.texts.iter().filter_map(annotation).collect())),
+        ),
+        ("extension", nonempty(exts)),
+    ]);
+    json!({ "reference": b.add("ServiceRequest", "referral", sr) })
+}
+
 fn text_section(t: &TextSection) -> Option<Value> {
     let div = xhtml(&t.text)?;
     let h = t.heading.as_ref();
+    let exts: Vec<Value> = text_exts(&TextSection {
+        heading: None,
+        ..t.clone()
+    });
     Some(o(vec![
         ("title", h.and_then(|h| text(h.display.as_deref()))),
         ("code", h.filter(|h| !h.code.trim().is_empty()).and_then(cc)),
         ("text", Some(json!({ "status": "generated", "div": div }))),
+        ("extension", nonempty(exts)),
     ]))
 }
 
@@ -794,31 +1444,51 @@ fn dialog_message(msg: &Message, d: &Dialog) -> Value {
     let subject = h.patient.as_ref().map(|p| b.patient(Some(p)));
     let sender = b.party_ref(h.sender.as_ref());
     let recipient = b.party_ref(h.receiver.as_ref());
-    let mut topic = Map::new();
-    if let Some(c) = d.topic.as_ref().and_then(coding) {
-        topic.insert("coding".into(), json!([c]));
-    }
-    if let Some(t) = text(d.topic_text.as_deref()) {
-        topic.insert("text".into(), t);
-    }
-    let topic = (!topic.is_empty()).then_some(Value::Object(topic));
-    let payload: Vec<Value> = d
+    let topic = concept(d.topic.as_ref(), d.topic_text.as_deref());
+    let category = concept(d.case_type.as_ref(), d.case_type_text.as_deref());
+    let mut payload: Vec<Value> = d
         .texts
         .iter()
         .filter_map(|t| {
             let txt = text(Some(&t.text))?;
             let mut p = json!({ "contentString": txt });
-            if let Some(hd) = heading(t.heading.as_ref()) {
-                p["extension"] = json!([hd]);
+            let exts = text_exts(t);
+            if !exts.is_empty() {
+                p["extension"] = Value::Array(exts);
             }
             Some(p)
         })
         .collect();
+    let doc_subject = subject.clone().unwrap_or(Value::Null);
+    for (n, a) in d.attachments.iter().enumerate() {
+        let url = b.add(
+            "DocumentReference",
+            &n.to_string(),
+            document_reference(a, &doc_subject),
+        );
+        payload.push(json!({ "contentReference": { "reference": url } }));
+    }
+    let about = d.request.as_ref().map(|r| {
+        let res = communication_request(r, subject.as_ref());
+        json!([{ "reference": b.add("CommunicationRequest", "request", res) }])
+    });
     let conv = h.conversation.as_ref();
     let msg_ref = |id: Option<&str>| {
         text(id).map(|v| json!([{ "identifier": { "system": sys::MESSAGE_ID, "value": v } }]))
     };
-    let mut comm = o(vec![
+    let mut exts = Vec::new();
+    if let Some(p) = &d.responsible {
+        let r = b.professional(p, None, "responsible");
+        exts.push(json!({ "url": ext::KG_RESPONSIBLE, "valueReference": r }));
+    }
+    exts.extend(concept_ext(
+        ext::KG_RESPONSIBLE_ROLE,
+        d.responsible_role.as_ref(),
+    ));
+    if let Some(v) = d.note_date.as_deref().and_then(fhir_datetime) {
+        exts.push(json!({ "url": ext::KG_NOTE_DATE, "valueDateTime": v }));
+    }
+    let comm = o(vec![
         ("resourceType", s("Communication")),
         (
             "identifier",
@@ -833,11 +1503,13 @@ fn dialog_message(msg: &Message, d: &Dialog) -> Value {
             msg_ref(conv.and_then(|c| c.ref_to_parent.as_deref())),
         ),
         ("status", s("completed")),
-        ("topic", topic),
+        ("category", category.map(|c| json!([c]))),
         ("subject", subject),
+        ("topic", topic),
+        ("about", about),
         (
             "sent",
-            h.gen_date
+            d.issue_date
                 .as_deref()
                 .and_then(fhir_datetime)
                 .map(Value::String),
@@ -845,13 +1517,60 @@ fn dialog_message(msg: &Message, d: &Dialog) -> Value {
         ("recipient", recipient.map(|r| json!([r]))),
         ("sender", sender),
         ("payload", nonempty(payload)),
+        ("extension", nonempty(exts)),
     ]);
-    if let Some(p) = &d.responsible {
-        let r = b.professional(p, None, "responsible");
-        comm["extension"] = json!([{ "url": ext::KG_RESPONSIBLE, "valueReference": r }]);
-    }
     let focus = b.add("Communication", "dialog", comm);
     b.message(msg, event::DIALOG, Some(focus), None, false)
+}
+
+/// A CodeableConcept from a code (first coding) and a text.
+fn concept(c: Option<&Code>, t: Option<&str>) -> Option<Value> {
+    let mut m = Map::new();
+    if let Some(c) = c.and_then(coding) {
+        m.insert("coding".into(), json!([c]));
+    }
+    if let Some(t) = text(t) {
+        m.insert("text".into(), t);
+    }
+    (!m.is_empty()).then_some(Value::Object(m))
+}
+
+/// A dialogue's request (forespørsel) as a CommunicationRequest: `identifier` = its document id,
+/// `category` = kind, `priority` (+ `hastegrad`), `occurrencePeriod` = from/to dates,
+/// `reasonCode` = purpose, `payload[0].contentString` = the subject line; the kinds of record
+/// information asked for and coded information as extensions.
+fn communication_request(r: &DialogRequest, subject: Option<&Value>) -> Value {
+    let mut exts: Vec<Value> = r
+        .record_types
+        .iter()
+        .filter_map(|c| concept_ext(ext::KG_RECORD_TYPE, Some(c)))
+        .collect();
+    exts.extend(concept_ext(ext::KG_CODED_INFO, r.coded_info.as_ref()));
+    let mut res = o(vec![
+        ("resourceType", s("CommunicationRequest")),
+        (
+            "identifier",
+            text(r.document_id.as_deref()).map(|v| json!([{ "value": v }])),
+        ),
+        ("status", s("active")),
+        ("category", r.kind.as_ref().and_then(cc).map(|c| json!([c]))),
+        ("subject", subject.and_then(present)),
+        (
+            "payload",
+            text(r.subject.as_deref()).map(|t| json!([{ "contentString": t }])),
+        ),
+        (
+            "occurrencePeriod",
+            period(r.from_date.as_deref(), r.to_date.as_deref()),
+        ),
+        (
+            "reasonCode",
+            r.purpose.as_ref().and_then(cc).map(|c| json!([c])),
+        ),
+        ("extension", nonempty(exts)),
+    ]);
+    set_priority(&mut res, r.priority.as_ref());
+    res
 }
 
 // ---------------------------------------------------------------- receipt
@@ -941,31 +1660,44 @@ fn patient(p: &Patient) -> Value {
             })
         })
         .collect();
-    o(vec![
+    let mut contained = Vec::new();
+    let communication: Vec<Value> = p
+        .communication_needs
+        .iter()
+        .enumerate()
+        .map(|(n, c)| communication_need(c, n, &mut contained))
+        .collect();
+    let nationality = p.nationality.as_ref().and_then(cc).map(|c| {
+        json!([{ "url": ext::PATIENT_NATIONALITY, "extension": [{ "url": "code", "valueCodeableConcept": c }] }])
+    });
+    let mut fields = vec![
         ("resourceType", s("Patient")),
+        ("contained", nonempty(contained)),
+        ("extension", nationality),
         ("identifier", nonempty(idents)),
+    ];
+    fields.extend(person_elements(
+        [&p.family_name, &p.given_name, &p.middle_name, &p.full_name],
+        &p.telecom,
+        p.sex,
+        p.birth_date.as_deref(),
+    ));
+    fields.extend([
         (
-            "name",
-            human_name(&p.family_name, &p.given_name, &p.middle_name, &p.full_name)
-                .map(|n| json!([n])),
-        ),
-        (
-            "telecom",
-            nonempty(p.telecom.iter().map(contact_point).collect()),
-        ),
-        ("gender", p.sex.map(|x| Value::String(gender(x).into()))),
-        (
-            "birthDate",
-            p.birth_date
+            "deceasedDateTime",
+            p.deceased_date
                 .as_deref()
-                .and_then(fhir_date)
+                .and_then(fhir_datetime)
                 .map(Value::String),
         ),
         (
             "address",
             p.address.as_ref().and_then(address).map(|a| json!([a])),
         ),
-    ])
+        ("maritalStatus", p.marital_status.as_ref().and_then(cc)),
+        ("communication", nonempty(communication)),
+    ]);
+    o(fields)
 }
 
 /// An identifier whose kind has no system of its own (or is written in an unusual form): the kind
@@ -1168,6 +1900,20 @@ fn cc(c: &Code) -> Option<Value> {
         return text(c.display.as_deref()).map(|t| json!({ "text": t }));
     }
     coding(c).map(|x| json!({ "coding": [x] }))
+}
+
+/// A reference that names something (not a data-absent one), else `None`.
+fn present(r: &Value) -> Option<Value> {
+    r.get("reference").is_some().then(|| r.clone())
+}
+
+fn is_empty(v: &Value) -> bool {
+    v.as_object().is_none_or(Map::is_empty)
+}
+
+/// A required CodeableConcept the model has nothing for.
+fn absent_concept() -> Value {
+    json!({ "extension": [absent()] })
 }
 
 fn absent() -> Value {

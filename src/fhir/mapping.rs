@@ -48,6 +48,8 @@ pub mod sys {
     pub const OBSERVATION_CATEGORY: &str =
         "http://terminology.hl7.org/CodeSystem/observation-category";
     pub const ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
+    pub const CONSENT_SCOPE: &str = "http://terminology.hl7.org/CodeSystem/consentscope";
+    pub const DIAGNOSIS_ROLE: &str = "http://terminology.hl7.org/CodeSystem/diagnosis-role";
     pub const RFC3986: &str = "urn:ietf:rfc:3986";
     /// kadgate's own systems (as in `REFERRAL-PROFILE.md`, until national ones exist).
     pub const MESSAGE_ID: &str = "http://example.org/kadgate/NamingSystem/message-id";
@@ -64,6 +66,7 @@ pub mod oid {
     pub const ORG_ID_TYPE_9051: &str = "2.16.578.1.12.4.1.1.9051";
     pub const ROLE_9034: &str = "2.16.578.1.12.4.1.1.9034";
     pub const APPREC_ERROR: &str = "2.16.578.1.12.4.1.1.8221";
+    pub const CONSENT_STATUS_3107: &str = "2.16.578.1.12.4.1.1.3107";
 }
 
 /// Event codes (`MessageHeader.eventCoding`), kadgate's code system as in the shared examples.
@@ -107,6 +110,146 @@ pub mod ext {
     /// OperationOutcome.issue: the original issue date of the acknowledged message.
     pub const KG_ORIGINAL_ISSUE_DATE: &str =
         "http://example.org/kadgate/StructureDefinition/original-issue-date";
+    /// Annotation, Composition.section, Communication.payload: the part a text plays
+    /// (`TextRole` in kebab case, e.g. `clinical-info`).
+    pub const KG_TEXT_ROLE: &str = "http://example.org/kadgate/StructureDefinition/text-role";
+    /// Annotation, Composition.section, Communication.payload: the period a text is about.
+    pub const KG_TEXT_PERIOD: &str = "http://example.org/kadgate/StructureDefinition/text-period";
+    /// Annotation, Composition.section, Communication.payload: a coded statement with the text
+    /// (repeated).
+    pub const KG_TEXT_CODE: &str = "http://example.org/kadgate/StructureDefinition/text-code";
+    /// A free-text remark on a resource or element that has no note of its own (RelatedPerson,
+    /// Consent).
+    pub const KG_NOTE: &str = "http://example.org/kadgate/StructureDefinition/note";
+    /// RelatedPerson: occupation or role of a private contact person.
+    pub const KG_OCCUPATION: &str = "http://example.org/kadgate/StructureDefinition/occupation";
+    /// RelatedPerson: workplace of a private contact person.
+    pub const KG_WORKPLACE: &str = "http://example.org/kadgate/StructureDefinition/workplace";
+    /// On a `RelatedPerson.relationship` CodeableConcept: this entry is the care function
+    /// (guardian, …), not the kinship.
+    pub const KG_CARE_FUNCTION: &str =
+        "http://example.org/kadgate/StructureDefinition/care-function";
+    /// RelatedPerson: explicitly *not* the closest relative (true is the v2-0131 `N` relationship).
+    pub const KG_NEXT_OF_KIN: &str = "http://example.org/kadgate/StructureDefinition/next-of-kin";
+    /// Patient.communication: an assisted-communication need (sub-extensions `person`
+    /// (Reference to a contained RelatedPerson), `hearingImpaired`, `sightImpaired`, `note`).
+    pub const KG_COMMUNICATION_NEED: &str =
+        "http://example.org/kadgate/StructureDefinition/communication-need";
+    /// HL7's core extension for a patient's nationality (sub-extension `code`).
+    pub const PATIENT_NATIONALITY: &str =
+        "http://hl7.org/fhir/StructureDefinition/patient-nationality";
+    /// ServiceRequest: who pays (KITH 8237).
+    pub const KG_PAYMENT_CATEGORY: &str =
+        "http://example.org/kadgate/StructureDefinition/payment-category";
+    /// ServiceRequest: the patient's basis for health services (KITH 8246).
+    pub const KG_BASIS_FOR_HEALTH_SERVICES: &str =
+        "http://example.org/kadgate/StructureDefinition/basis-for-health-services";
+    /// ServiceRequest: the purpose of the requested service.
+    pub const KG_SERVICE_PURPOSE: &str =
+        "http://example.org/kadgate/StructureDefinition/service-purpose";
+    /// ServiceRequest: when the receiver got the referral.
+    pub const KG_RECEIVED_DATE: &str =
+        "http://example.org/kadgate/StructureDefinition/received-date";
+    /// ServiceRequest: the receiving unit's assessment (sub-extensions `date` (`kind`, `date`),
+    /// `freeChoice`, `waitingEnd`, `pathwayId`, `entitled`, `outcome`).
+    pub const KG_REFERRAL_ASSESSMENT: &str =
+        "http://example.org/kadgate/StructureDefinition/referral-assessment";
+    /// `Consent._status`: the exact KITH consent status (3107) behind `status`.
+    pub const KG_CONSENT_STATUS: &str =
+        "http://example.org/kadgate/StructureDefinition/consent-status";
+    /// Condition: a qualifier of the code (sub-extensions `name`, `value` repeated), e.g. an
+    /// ICD-10 star code.
+    pub const KG_CODE_MODIFIER: &str =
+        "http://example.org/kadgate/StructureDefinition/code-modifier";
+    /// MedicationStatement: quantity supplied.
+    pub const KG_QUANTITY_SUPPLIED: &str =
+        "http://example.org/kadgate/StructureDefinition/quantity-supplied";
+    /// MedicationStatement: intended duration whose unit is no UCUM time unit (else
+    /// `Dosage.timing.repeat.boundsDuration`).
+    pub const KG_INTENDED_DURATION: &str =
+        "http://example.org/kadgate/StructureDefinition/intended-duration";
+    /// Communication: the date of the note.
+    pub const KG_NOTE_DATE: &str = "http://example.org/kadgate/StructureDefinition/note-date";
+    /// Communication: the responsible person's role in the note.
+    pub const KG_RESPONSIBLE_ROLE: &str =
+        "http://example.org/kadgate/StructureDefinition/responsible-role";
+    /// CommunicationRequest: a kind of record information asked for (repeated).
+    pub const KG_RECORD_TYPE: &str = "http://example.org/kadgate/StructureDefinition/record-type";
+    /// `DocumentReference.content.attachment`: the part number of a piece of content split
+    /// because it exceeds 1 MB of base64 (the pieces are joined in order).
+    pub const KG_DATA_PART: &str = "http://example.org/kadgate/StructureDefinition/data-part";
+    /// CommunicationRequest: coded information that accompanies the request.
+    pub const KG_CODED_INFO: &str = "http://example.org/kadgate/StructureDefinition/coded-info";
+}
+
+/// kadgate's code system for the part a care provider plays (`CareTeam.participant.role`).
+pub const CARE_PROVIDER_ROLE: &str = "http://example.org/kadgate/CodeSystem/care-provider-role";
+
+/// `Identifier.system` of a referral's own document id (Henvisning 2.0 `DocumentId`).
+pub const DOCUMENT_ID: &str = "http://example.org/kadgate/NamingSystem/document-id";
+
+/// v2-0131 contact role: `N` next of kin.
+pub const CONTACT_ROLE: &str = "http://terminology.hl7.org/CodeSystem/v2-0131";
+
+/// UCUM, for `Duration` codes.
+pub const UCUM: &str = "http://unitsofmeasure.org";
+
+/// Consent status (KITH 3107) → `Consent.status`: 2, 6 (consent given) → active; 3, 7 (refused) →
+/// rejected; anything else (not informed, awaited, unable, unknown) → proposed. The exact code
+/// travels in the `consent-status` extension.
+pub fn consent_state(kith: Option<&str>) -> &'static str {
+    match kith.map(str::trim) {
+        Some("2" | "6") => "active",
+        Some("3" | "7") => "rejected",
+        _ => "proposed",
+    }
+}
+
+/// Kind of stay (KITH 8240) → `Encounter.class` (v3 ActCode): 1 inpatient → IMP, 2 day treatment →
+/// SS (short stay), 3 outpatient and 5 consultation → AMB, 4 telemedicine and 6 telephone → VR;
+/// unknown or absent → IMP (an epicrisis is about a stay). The exact code is `Encounter.type`.
+pub fn encounter_class(kind: Option<&str>) -> (&'static str, &'static str) {
+    match kind.map(str::trim) {
+        Some("2") => ("SS", "short stay"),
+        Some("3" | "5") => ("AMB", "ambulatory"),
+        Some("4" | "6") => ("VR", "virtual"),
+        _ => ("IMP", "inpatient encounter"),
+    }
+}
+
+/// A time unit as senders write it (Norwegian or UCUM) → its UCUM code, for `Duration`.
+pub fn ucum_time_unit(unit: &str) -> Option<&'static str> {
+    Some(match unit.trim().to_lowercase().as_str() {
+        "s" | "sek" | "sekund" | "sekunder" => "s",
+        "min" | "minutt" | "minutter" => "min",
+        "h" | "t" | "time" | "timer" => "h",
+        "d" | "dag" | "dager" | "døgn" => "d",
+        "wk" | "uke" | "uker" => "wk",
+        "mo" | "mnd" | "måned" | "måneder" => "mo",
+        "a" | "år" => "a",
+        _ => return None,
+    })
+}
+
+/// A model quantity value (text, as written) → a FHIR `decimal` JSON number. `None` when it is no
+/// decimal number. Integers stay integers; a fraction is written in its shortest form, so
+/// trailing zeros (`1.50`) are not kept.
+pub fn decimal(v: &str) -> Option<serde_json::Value> {
+    let t = v.trim();
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    let well_formed = !digits.is_empty()
+        && digits.split('.').count() <= 2
+        && digits
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if !well_formed {
+        return None;
+    }
+    if let Ok(i) = t.parse::<i64>() {
+        return Some(serde_json::Value::from(i));
+    }
+    let f: f64 = t.parse().ok()?;
+    serde_json::Number::from_f64(f).map(serde_json::Value::Number)
 }
 
 /// The event code for a model `msg_type`. The model holds the 8279 type for KITH input and the event
