@@ -251,18 +251,33 @@ fn validate(
     let rules = Rules::from_config(&cfg);
     // The schema set compiles while the first files are read and decoded.
     let load = || load_schemas(&standards);
-    let reports = match kadgate::report::validate_files(&rules, Mode::AssumeAddressed, load, &files)
-    {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
+    let (reports, schemas) =
+        match kadgate::report::validate_files(&rules, Mode::AssumeAddressed, load, &files) {
+            Ok(r) => r,
+            Err(code) => return code,
+        };
+    // The process ends right after printing: freeing the compiled schema set would only cost time.
+    std::mem::forget(schemas);
     let mut all_valid = true;
+    let mut text = String::new();
     for r in &reports {
         all_valid &= r.valid;
         if json {
-            println!("{}", serde_json::to_string(&r.json).expect("serialisable"));
+            text.push_str(&r.line);
+            text.push('\n');
         } else {
-            print!("{}", r.human);
+            text.push_str(&r.human);
+        }
+    }
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        if out
+            .write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            return ExitCode::from(1);
         }
     }
     if all_valid {

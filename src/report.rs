@@ -46,7 +46,21 @@ pub struct ResponseVerdict {
 pub struct Rendered {
     pub valid: bool,
     pub json: FileReport,
+    /// `json` as one line of `validate --json` (rendered by the worker, not the printing thread).
+    pub line: String,
     pub human: String,
+}
+
+impl Rendered {
+    fn new(valid: bool, json: FileReport, human: String) -> Self {
+        let line = serde_json::to_string(&json).unwrap_or_default();
+        Rendered {
+            valid,
+            json,
+            line,
+            human,
+        }
+    }
 }
 
 /// Valid = well-formed, schema-valid and no error finding.
@@ -72,11 +86,8 @@ pub fn render(file: &str, o: &Outcome) -> Rendered {
         response: None,
         findings: o.findings.clone(),
     };
-    Rendered {
-        valid,
-        human: human_report(file, valid, &json),
-        json,
-    }
+    let human = human_report(file, valid, &json);
+    Rendered::new(valid, json, human)
 }
 
 /// A FHIR body's check as a report line. `schema_valid` is R4 structural validity (no error that
@@ -117,11 +128,8 @@ pub fn render_fhir(file: &str, o: &FhirOutcome) -> Rendered {
         response: Some(ResponseVerdict { code, issues }),
         findings: o.findings.clone(),
     };
-    Rendered {
-        valid,
-        human: human_report(file, valid, &json),
-        json,
-    }
+    let human = human_report(file, valid, &json);
+    Rendered::new(valid, json, human)
 }
 
 fn human_report(file: &str, valid: bool, json: &FileReport) -> String {
@@ -162,10 +170,9 @@ fn unreadable_file(file: &str, e: &std::io::Error) -> Rendered {
         "/",
         format!("cannot read the file: {}", e.kind()),
     );
-    Rendered {
-        valid: false,
-        human: format!("{file}: INVALID  cannot read: {e}\n"),
-        json: FileReport {
+    Rendered::new(
+        false,
+        FileReport {
             file: file.to_string(),
             well_formed: false,
             schema_valid: None,
@@ -178,7 +185,8 @@ fn unreadable_file(file: &str, e: &std::io::Error) -> Rendered {
             response: None,
             findings: vec![f],
         },
-    }
+        format!("{file}: INVALID  cannot read: {e}\n"),
+    )
 }
 
 /// Where one file is in a batch.
@@ -193,13 +201,14 @@ enum Slot {
 /// The schema set is compiled by `load` on one worker while the other workers already read and
 /// decode files (the part of the check that needs no schema); XSD validation starts as soon as
 /// the set is ready. Files are handed out one at a time, largest first, so that one large file at
-/// the end of the list cannot leave a core idle. Returns `load`'s error if the set cannot be built.
+/// the end of the list cannot leave a core idle. Returns the reports and the schema set (the caller
+/// decides when to free it), or `load`'s error if the set cannot be built.
 pub fn validate_files<E: Send + Sync>(
     rules: &Rules,
     mode: Mode,
     load: impl FnOnce() -> Result<SchemaSet, E> + Send,
     files: &[PathBuf],
-) -> Result<Vec<Rendered>, E> {
+) -> Result<(Vec<Rendered>, SchemaSet), E> {
     let checker = Checker {
         rules,
         schemas: None,
@@ -286,16 +295,17 @@ pub fn validate_files<E: Send + Sync>(
             s.spawn(worker);
         }
     });
-    match schemas.into_inner() {
+    let set = match schemas.into_inner() {
         Some(Err(e)) => return Err(e),
-        Some(Ok(_)) => {}
+        Some(Ok(set)) => set,
         None => unreachable!("a worker always runs the loader"),
-    }
-    Ok(slots
+    };
+    let rendered = slots
         .into_iter()
         .map(|m| match m.into_inner() {
             Ok(Slot::Rendered(r)) => *r,
             _ => unreachable!("every file is rendered once the schema set is loaded"),
         })
-        .collect())
+        .collect();
+    Ok((rendered, set))
 }
