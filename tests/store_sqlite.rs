@@ -51,6 +51,7 @@ fn message(key: Option<&str>) -> NewMessage {
         correlates_to: None,
         receipts: vec![receipt(0, tag), receipt(1, tag), receipt(2, tag)],
         reply_json: None,
+        content_sha256: None,
     }
 }
 

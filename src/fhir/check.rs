@@ -10,10 +10,11 @@
 
 use crate::check::{sender_key, Checker, Disposition};
 use crate::fhir::mapping::ResponseCode;
-use crate::fhir::validate::{validate_bytes, FhirReport, Options};
+use crate::fhir::validate::{message_bundle, validate_bytes, FhirReport, Options};
 use crate::fhir::{decode, validate};
 use crate::finding::{codes, Finding, Severity};
 use crate::model::{Body, Message, Organisation};
+use crate::store::content_sha256;
 
 /// What the check found and what to answer.
 #[derive(Debug)]
@@ -29,6 +30,10 @@ pub struct FhirOutcome {
     pub response: Option<ResponseCode>,
     /// Which of our organisations answers (the addressed receiver), when it is ours.
     pub answering: Option<Organisation>,
+    /// SHA-256 of the message Bundle in canonical JSON (keys sorted, no white space), so that a
+    /// resend differing only in formatting, or sent bare instead of inside Parameters, is still
+    /// recognised as the same message. None when the body is no JSON.
+    pub content_key: Option<String>,
 }
 
 impl FhirOutcome {
@@ -56,21 +61,15 @@ pub fn check(checker: &Checker<'_>, bytes: &[u8], opts: &Options) -> FhirOutcome
         return unreadable(report, findings);
     };
     // `$process-message` also takes the message inside a Parameters resource (`content`).
-    let bundle = if report.resource_type.as_deref() == Some("Parameters") {
-        match parameters_content(value) {
-            Some(b) => b,
-            None => {
-                findings.push(Finding::error(
-                    codes::FHIR_NOT_A_MESSAGE,
-                    "Parameters",
-                    "a Parameters body must carry the message Bundle as parameter `content`",
-                ));
-                return unreadable(report, findings);
-            }
-        }
-    } else {
-        value
-    };
+    let bundle = message_bundle(value);
+    if report.resource_type.as_deref() == Some("Parameters") && std::ptr::eq(bundle, value) {
+        findings.push(Finding::error(
+            codes::FHIR_NOT_A_MESSAGE,
+            "Parameters",
+            "a Parameters body must carry the message Bundle as parameter `content`",
+        ));
+        return unreadable(report, findings);
+    }
     let is_message = bundle.get("resourceType").and_then(|v| v.as_str()) == Some("Bundle")
         && bundle.get("type").and_then(|v| v.as_str()) == Some("message");
     if !is_message {
@@ -81,6 +80,9 @@ pub fn check(checker: &Checker<'_>, bytes: &[u8], opts: &Options) -> FhirOutcome
         ));
         return unreadable(report, findings);
     }
+    let content_key = serde_json::to_vec(bundle)
+        .ok()
+        .map(|canonical| content_sha256(&canonical));
     let decoded = decode::decode(bundle);
     // The decoder notices some of what the validator already said (an unresolved reference): once.
     for f in decoded.findings {
@@ -102,15 +104,34 @@ pub fn check(checker: &Checker<'_>, bytes: &[u8], opts: &Options) -> FhirOutcome
         ));
     }
 
-    // An incoming response answers something we sent: recorded, never answered.
+    // An incoming response answers something we sent: recorded, never answered with a message.
+    // One with errors is not acknowledged as fine: the sender gets the OperationOutcome.
     if matches!(message.body, Body::Receipt(_)) {
+        let broken = findings.iter().any(|f| f.severity == Severity::Error);
         return FhirOutcome {
             report,
             message: Some(message),
             findings,
-            disposition: Disposition::IncomingReceipt,
+            disposition: if broken {
+                Disposition::Rejected
+            } else {
+                Disposition::IncomingReceipt
+            },
             response: None,
             answering: None,
+            content_key,
+        };
+    }
+    // Without a MessageHeader.id there is nothing a response message could quote.
+    if report.message_id.is_none() {
+        return FhirOutcome {
+            report,
+            message: Some(message),
+            findings,
+            disposition: Disposition::Rejected,
+            response: None,
+            answering: None,
+            content_key,
         };
     }
 
@@ -172,6 +193,7 @@ pub fn check(checker: &Checker<'_>, bytes: &[u8], opts: &Options) -> FhirOutcome
             ResponseCode::Ok
         }),
         answering,
+        content_key,
     }
 }
 
@@ -183,16 +205,8 @@ fn unreadable(report: FhirReport, findings: Vec<Finding>) -> FhirOutcome {
         disposition: Disposition::Unreadable,
         response: None,
         answering: None,
+        content_key: None,
     }
-}
-
-/// `Parameters.parameter[name = content].resource`.
-fn parameters_content(p: &serde_json::Value) -> Option<&serde_json::Value> {
-    p.get("parameter")?
-        .as_array()?
-        .iter()
-        .find(|x| x.get("name").and_then(|n| n.as_str()) == Some("content"))?
-        .get("resource")
 }
 
 /// The OperationOutcome for a list of findings (re-exported for the pipeline and the CLI).

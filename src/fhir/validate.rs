@@ -88,7 +88,7 @@ pub struct FhirReport {
     pub valid: bool,
     /// The top-level `resourceType`, when it is a string.
     pub resource_type: Option<String>,
-    /// `Bundle.type` of a top-level Bundle.
+    /// `Bundle.type` of the message: the top-level Bundle, or a Parameters' `content`.
     pub bundle_type: Option<String>,
     /// The message event (`eventCoding.code` or `eventUri`) of a message Bundle's first MessageHeader.
     pub event_code: Option<String>,
@@ -135,11 +135,13 @@ pub fn validate_bytes(bytes: &[u8], opts: &Options) -> FhirReport {
     let valid = well_formed && !findings.iter().any(Finding::is_error);
     let str_at = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
     let resource_type = str_at(&value, "resourceType");
-    let bundle_type = (resource_type.as_deref() == Some("Bundle"))
-        .then(|| str_at(&value, "type"))
+    // The message is the body itself, or (for `$process-message` with Parameters) its `content`.
+    let message = message_bundle(&value);
+    let bundle_type = (message.get("resourceType").and_then(Value::as_str) == Some("Bundle"))
+        .then(|| str_at(message, "type"))
         .flatten();
     let header = (bundle_type.as_deref() == Some("message"))
-        .then(|| value.pointer("/entry/0/resource"))
+        .then(|| message.pointer("/entry/0/resource"))
         .flatten()
         .filter(|r| r.get("resourceType").and_then(Value::as_str) == Some("MessageHeader"));
     let event_code = header.and_then(|h| {
@@ -164,6 +166,23 @@ pub fn validate_bytes(bytes: &[u8], opts: &Options) -> FhirReport {
         findings,
         value: Some(value),
     }
+}
+
+/// The message a body carries: the body itself, or a Parameters resource's `content` parameter (the
+/// form `$process-message` defines). A Parameters without `content` is returned as it is.
+pub fn message_bundle(value: &Value) -> &Value {
+    if value.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
+        return value;
+    }
+    value
+        .get("parameter")
+        .and_then(Value::as_array)
+        .and_then(|ps| {
+            ps.iter()
+                .find(|p| p.get("name").and_then(Value::as_str) == Some("content"))
+        })
+        .and_then(|p| p.get("resource"))
+        .unwrap_or(value)
 }
 
 /// The OperationOutcome `issue-type` code for a finding code.

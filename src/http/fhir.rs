@@ -2,7 +2,8 @@
 //!
 //! Every answer is `application/fhir+json`: the response message (200, `ok` or `fatal-error`) once
 //! the request is committed; a bare OperationOutcome when the body is no message at all (400, stored
-//! as unreadable) or for transport problems (413/415/400, nothing stored); 503 with a `transient`
+//! as unreadable), when it is a message no response message can answer (422: no MessageHeader.id,
+//! or an incoming response with errors), or for transport problems (413/415/400, nothing stored); 503 with a `transient`
 //! OperationOutcome when the store is down (nothing acknowledged).
 //!
 //! Invariant: no patient data in URLs, logs or transport error bodies.
@@ -18,7 +19,7 @@ use serde_json::{json, Value};
 use super::{reply_headers, take_body, AppState, Transport};
 use crate::fhir::mapping::event;
 use crate::fhir::validate::FINDING_SYSTEM;
-use crate::pipeline::fhir::FHIR_JSON;
+use crate::pipeline::fhir::{BARE_OUTCOME, FHIR_JSON};
 use crate::pipeline::Reply;
 
 fn fhir_body(status: StatusCode, mut headers: HeaderMap, body: Vec<u8>) -> Response {
@@ -81,12 +82,19 @@ pub(super) async fn process_message(
 /// The stored answer: the response message (or OperationOutcome) as committed.
 fn fhir_reply(reply: Reply) -> Response {
     let headers = reply_headers(&reply);
-    let status = match reply.status.as_str() {
-        "unreadable" => StatusCode::BAD_REQUEST,
-        _ => StatusCode::OK,
-    };
     match reply.receipts.into_iter().next() {
-        Some(r) => fhir_body(status, headers, r.body),
+        // A response message: 200 whether it says ok or fatal-error.
+        Some(r) if r.status != BARE_OUTCOME => fhir_body(StatusCode::OK, headers, r.body),
+        // An OperationOutcome alone: the body was no message (400) or one that cannot be answered
+        // with a response message (422).
+        Some(r) => {
+            let status = if reply.status == "unreadable" {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            fhir_body(status, headers, r.body)
+        }
         None => {
             // An incoming response: recorded, not answered with a message.
             let detail = reply.json.unwrap_or_default();

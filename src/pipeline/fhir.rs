@@ -15,7 +15,10 @@ use crate::fhir::mapping::ResponseCode;
 use crate::fhir::validate::Options;
 use crate::finding::{codes, Finding, Severity};
 use crate::model::Body;
-use crate::store::{content_sha256, Direction, IngestOutcome, NewMessage, NewReceipt};
+use crate::store::{Direction, IngestOutcome, NewMessage, NewReceipt};
+
+/// Receipt status of an answer that is a bare OperationOutcome, not a response message.
+pub const BARE_OUTCOME: &str = "outcome";
 
 /// Content type of every FHIR answer.
 pub const FHIR_JSON: &str = "application/fhir+json";
@@ -39,7 +42,10 @@ impl Pipeline {
     pub async fn ingest_fhir(&self, bytes: Vec<u8>, channel: &str) -> Result<Reply, PipelineError> {
         let bytes = Arc::new(bytes);
         let mut outcome = self.check_fhir(bytes.clone()).await?;
-        if outcome.disposition == Disposition::IncomingReceipt {
+        if matches!(
+            outcome.message.as_ref().map(|m| &m.body),
+            Some(Body::Receipt(_))
+        ) {
             let orig = outcome.report.response_to.clone();
             let found = match orig.as_deref() {
                 Some(o) => self.store.find_sent(o.trim()).await?,
@@ -53,7 +59,10 @@ impl Pipeline {
                     "the response answers no message kadgate sent",
                 ));
             }
-            let new = self.fhir_record(&outcome, &bytes, channel, found, None);
+            // A broken response is answered with its OperationOutcome; a good one is only recorded.
+            let answer = (outcome.disposition != Disposition::IncomingReceipt)
+                .then(|| fhir_response(&outcome, &uuid::Uuid::new_v4().to_string()));
+            let new = self.fhir_record(&outcome, &bytes, channel, found, answer);
             return self.store_fhir(new, channel).await;
         }
         let response_id = uuid::Uuid::new_v4().to_string();
@@ -66,7 +75,7 @@ impl Pipeline {
             ..
         } = &first
         {
-            if *stored != content_sha256(&bytes) {
+            if outcome.content_key.as_ref() != Some(stored) {
                 // The same id for a different message: answer it as an error of its own.
                 outcome.findings.push(Finding::error(
                     codes::FHIR_MESSAGE_ID_REUSED,
@@ -130,6 +139,7 @@ impl Pipeline {
             correlates_to,
             receipts: response.into_iter().collect(),
             reply_json,
+            content_sha256: o.content_key.clone(),
         }
     }
 }
@@ -143,8 +153,9 @@ fn fhir_response(o: &FhirOutcome, response_id: &str) -> NewReceipt {
             code.as_str(),
             response_message(&m.header, code, outcome, &now_datetime(), response_id),
         ),
+        // No response message can be built (or is due): the OperationOutcome alone.
         _ => (
-            ResponseCode::FatalError.as_str(),
+            BARE_OUTCOME,
             outcome.unwrap_or_else(|| fhir_check::outcome(&o.findings)),
         ),
     };

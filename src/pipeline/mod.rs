@@ -198,6 +198,7 @@ impl Pipeline {
             correlates_to,
             receipts,
             reply_json,
+            content_sha256: None,
         };
         // Keep only what the answer needs; the message itself moves into the store.
         let fresh = fresh_reply(&new);

@@ -78,6 +78,9 @@ pub struct NewMessage {
     pub receipts: Vec<NewReceipt>,
     /// The JSON we answered with when there is no receipt (202 "not addressed to us", …).
     pub reply_json: Option<String>,
+    /// What identifies the content when a known dedup key comes again; None = [`content_sha256`]
+    /// of `raw`. (FHIR uses the hash of the canonical JSON, so formatting does not count.)
+    pub content_sha256: Option<String>,
 }
 
 /// A receipt as stored.

@@ -244,7 +244,10 @@ impl Store for SqliteStore {
             guard.as_ref().cloned().ok_or(StoreError::Closed)?
         };
         let (reply, rx) = oneshot::channel();
-        let sha256 = super::content_sha256(&msg.raw);
+        let sha256 = msg
+            .content_sha256
+            .clone()
+            .unwrap_or_else(|| super::content_sha256(&msg.raw));
         sender
             .send(Job { msg, sha256, reply })
             .await
