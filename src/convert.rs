@@ -56,14 +56,16 @@ pub enum ConvertError {
     Encode(String),
 }
 
-/// Decode a KITH XML or FHIR JSON message (told apart by the first character) into the model.
+/// Decode a KITH XML or FHIR JSON message (told apart by the first character) into the model. Also
+/// how a stored message's model is obtained: from its raw bytes, with the current decoders.
 pub fn read_message(bytes: &[u8], rules: &Rules) -> Result<(Message, Vec<Finding>), ConvertError> {
     if looks_like_json(bytes) {
         let parsed = fhir::json::read(bytes, &fhir::json::Limits::default());
         let Some(value) = parsed.value else {
             return Err(ConvertError::Unreadable(first_message(&parsed.findings)));
         };
-        let decoded = fhir::decode::decode(&value);
+        // A `$process-message` body may carry the message inside Parameters.
+        let decoded = fhir::decode::decode(fhir::validate::message_bundle(&value));
         let mut findings = parsed.findings;
         findings.extend(decoded.findings);
         return match decoded.message {

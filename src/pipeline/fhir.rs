@@ -131,10 +131,7 @@ impl Pipeline {
                 .message
                 .as_ref()
                 .and_then(|m| serde_json::to_string(&m.header).ok()),
-            body_json: o
-                .message
-                .as_ref()
-                .and_then(|m| serde_json::to_string(&m.body).ok()),
+            body_json: None, // derived from `raw` when needed, as for KITH
             findings_json: serde_json::to_string(&o.findings).unwrap_or_else(|_| "[]".into()),
             correlates_to,
             receipts: response.into_iter().collect(),

@@ -68,7 +68,8 @@ pub struct NewMessage {
     /// The decoded header (canonical model), JSON.
     pub header_json: Option<String>,
     /// The decoded message (canonical model), JSON; may hold patient data, so it never leaves the store
-    /// except through access-controlled reads.
+    /// except through access-controlled reads. The pipeline leaves it empty (the model is derived
+    /// from `raw` by the pure decoders); it is for stages that store a model of their own.
     pub body_json: Option<String>,
     /// Findings, JSON array.
     pub findings_json: String,
