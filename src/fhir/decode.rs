@@ -708,13 +708,19 @@ impl<'a> Cx<'a> {
             .iter()
             .map(|c| c.party.clone())
             .collect();
+        // The message's parties and the document's are one in the model (as in KITH): a referral
+        // is sent by its requester to its performer, an epicrisis by its author to the requester.
         let body = match body {
             Body::Referral(mut r) => {
                 r.copy_to = copies;
+                unify(&mut header.sender, &mut r.requester);
+                unify(&mut header.receiver, &mut r.service_provider);
                 Body::Referral(r)
             }
             Body::Epicrisis(mut e) => {
                 e.copy_to = copies;
+                unify(&mut header.sender, &mut e.service_provider);
+                unify(&mut header.receiver, &mut e.requester);
                 Body::Epicrisis(e)
             }
             b => b,
@@ -1968,6 +1974,45 @@ struct Name {
     given: Option<String>,
     middle: Option<String>,
     text: Option<String>,
+}
+
+/// Make the message's party (`header`) and the document's (`body`) one where FHIR lets them
+/// differ in form only: a document party missing → the message's; a bare professional in the
+/// document and an organisation without one in the message → that professional within that
+/// organisation, in both places; the same organisation (same key) in both, one of them with the
+/// professional → that one in both. Parties that are really different stay as they are.
+fn unify(header: &mut Option<Organisation>, body: &mut Option<Organisation>) {
+    let (Some(h), Some(b)) = (header.as_mut(), body.as_mut()) else {
+        if body.is_none() {
+            body.clone_from(header);
+        }
+        return;
+    };
+    let bare = |o: &Organisation| {
+        o.name.is_none() && o.idents.is_empty() && o.unit.is_none() && o.professional.is_some()
+    };
+    let has_professional = |o: &Organisation| {
+        let mut l = Some(o);
+        while let Some(x) = l {
+            if x.professional.is_some() {
+                return true;
+            }
+            l = x.unit.as_deref();
+        }
+        false
+    };
+    if bare(b) && !bare(h) && !has_professional(h) {
+        let mut merged = h.clone();
+        deepest(&mut merged).professional = b.professional.clone();
+        *h = merged.clone();
+        *b = merged;
+    } else if h.key().is_some() && h.key() == b.key() {
+        match (has_professional(h), has_professional(b)) {
+            (false, true) => *h = b.clone(),
+            (true, false) => *b = h.clone(),
+            _ => {}
+        }
+    }
 }
 
 /// The deepest unit of a chain.

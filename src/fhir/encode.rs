@@ -538,7 +538,14 @@ fn referral_message(msg: &Message, r: &Referral) -> Value {
             ),
         ),
         ("intent", s("order")),
-        ("code", r.description.as_ref().and_then(cc)),
+        (
+            "code",
+            // prr-1: an orderDetail needs a code; an unknown one says so.
+            r.description
+                .as_ref()
+                .and_then(cc)
+                .or_else(|| r.requested_service_type.is_some().then(absent_concept)),
+        ),
         (
             "orderDetail",
             r.requested_service_type
