@@ -7,7 +7,9 @@
 //! (c) every VALID KITH Henvisning, Epikrise and Dialogmelding example: KITH → model → FHIR passes
 //!     the oracle, and FHIR → model equals the KITH model apart from the losses in [`LOSSES`]
 //!     (the same list as `docs/mapping/fhir.md`, "Losses KITH → FHIR"); each loss must be needed;
-//! (d) encoding never panics on mutated models; decoding never panics on mutated example JSON.
+//! (d) encoding never panics on mutated models; decoding never panics on mutated example JSON;
+//! (e) a message of each body kind with every model field set survives model → FHIR → model
+//!     unchanged, and its FHIR passes kadgate's validator and the oracle.
 
 mod common;
 
@@ -796,6 +798,267 @@ fn kith_to_fhir_keeps_the_model_apart_from_documented_losses() {
             .iter()
             .any(|(k, f)| normalised(k, Some(n)) != normalised(f, Some(n)));
         assert!(needed, "loss {:?} ({}) is never needed", l.field, l.why);
+    }
+    assert_oracle_valid(&produced);
+}
+
+// ---------------------------------------------------------------- (e) every model field
+
+/// A party: organisation → unit → professional, every field set.
+fn full_party(her: &str, unit_her: &str) -> Value {
+    serde_json::json!({
+        "name": "Testbyen legekontor", "kind": { "code": "LK", "system": "2.16.578.1.12.4.1.1.9040", "display": "Legekontor" },
+        "idents": [{ "id": her, "kind": "HER" }, { "id": "990003009", "kind": "ENH" }],
+        "address": { "kind": "WP", "street": "Storgata 1", "postal_code": "0101", "city": "Oslo", "municipality": "0301", "country": "NO" },
+        "telecom": [{ "kind": "WP", "value": "tel:+4722000000" }],
+        "unit": {
+            "name": "Legevakt", "idents": [{ "id": unit_her, "kind": "HER" }],
+            "professional": {
+                "profession": { "code": "LE", "system": "2.16.578.1.12.4.1.1.9060", "display": "Lege" },
+                "role_to_patient": { "code": "6", "system": "2.16.578.1.12.4.1.1.9034", "display": "Fastlege" },
+                "family_name": "Koman", "given_name": "Magnar", "middle_name": "Mo", "full_name": "Koman, Magnar",
+                "idents": [{ "id": "9144889", "kind": "HPR" }],
+                "telecom": [{ "kind": "MC", "value": "tel:+4790000000" }]
+            }
+        }
+    })
+}
+
+fn full_related_person() -> Value {
+    serde_json::json!({
+        "relationship": { "code": "MO", "system": "2.16.578.1.12.4.1.1.9033", "display": "Mor" },
+        "care_function": { "code": "V", "display": "Verge" },
+        "next_of_kin": false,
+        "family_name": "Testesen", "middle_name": "Mo", "given_name": "Anne", "full_name": "Testesen, Anne",
+        "birth_date": "1950-03-15", "sex": "female",
+        "idents": [{ "id": "15035010030", "kind": "FNR" }],
+        "address": { "kind": "H", "street": "Vei 2", "postal_code": "0102", "city": "Oslo" },
+        "telecom": [{ "kind": "HP", "value": "tel:+4722111111" }],
+        "occupation": "Lærer", "workplace": "Skolen", "note": "Ring etter kl 16"
+    })
+}
+
+fn full_patient() -> Value {
+    let mut kin = full_related_person();
+    kin["next_of_kin"] = Value::Bool(true);
+    serde_json::json!({
+        "family_name": "Testesen", "middle_name": "Mo", "given_name": "Kari", "full_name": "Testesen, Kari",
+        "birth_date": "1974-05-13", "sex": "female",
+        "idents": [{ "id": "13857444048", "kind": "FNR" }],
+        "address": { "kind": "H", "street": "Gate 3", "postal_code": "0103", "city": "Oslo", "municipality": "0301", "country": "NO" },
+        "telecom": [{ "kind": "MC", "value": "tel:+4791111111" }, { "value": "mailto:kari@example.org" }],
+        "deceased_date": "2026-03-01",
+        "nationality": { "code": "NO", "system": "2.16.578.1.12.4.1.1.9043", "display": "Norge" },
+        "marital_status": { "code": "2", "system": "2.16.578.1.12.4.1.1.9052", "display": "Gift" },
+        "related_persons": [full_related_person(), kin],
+        "care_providers": [
+            { "relation": { "code": "FLE", "system": "2.16.578.1.12.4.1.1.8254", "display": "Fastlege" },
+              "role": "contact", "party": full_party("990001", "990011"),
+              "start": "2020-01-01", "end": "2026-12-31", "note": "Fast lege" },
+            { "relation": { "code": "AHP", "display": "Ansvarlig" }, "role": "responsible",
+              "party": { "professional": { "family_name": "Lege", "given_name": "Kad", "idents": [{ "id": "9144890", "kind": "HPR" }] } } }
+        ],
+        "communication_needs": [
+            { "language": { "code": "ar", "system": "2.16.578.1.12.4.1.1.3303", "display": "Arabisk" },
+              "person": full_related_person(), "hearing_impaired": false, "sight_impaired": true, "note": "Tolk" },
+            { "hearing_impaired": true }
+        ]
+    })
+}
+
+fn full_texts(role: &str) -> Value {
+    serde_json::json!([
+        { "heading": { "code": "ANAM", "system": "2.16.578.1.12.4.1.1.8233", "display": "Sykehistorie" },
+          "text": "Første linje\nAndre linje", "role": role, "start": "2026-03-01T08:00:00+01:00", "end": "2026-03-02",
+          "codes": [{ "code": "X1", "system": "2.16.578.1.12.4.1.1.9999", "display": "Kode" }, { "code": "", "display": "Bare tekst" }] },
+        { "text": "Uten overskrift" }
+    ])
+}
+
+fn full_medication() -> Value {
+    serde_json::json!({
+        "drug": { "code": "N02BE01", "system": "2.16.578.1.12.4.1.1.7180", "display": "Paracetamol" },
+        "dosage_text": "1 g x 4", "status": "1", "status_text": "Fast", "comment": "Ved behov",
+        "dosage_code": { "code": "D4", "display": "4 ganger daglig" },
+        "form": { "code": "TAB", "display": "Tablett" },
+        "route": { "code": "PO", "display": "Oralt" },
+        "unit_dose": { "value": "1.5", "unit": "g" },
+        "intended_duration": { "value": "2", "unit": "uke" },
+        "quantity_supplied": { "value": "100", "unit": "stk" },
+        "start": "2026-03-01T09:30:00+01:00", "end": "2026-03-14",
+        "category": { "code": "MEDB", "system": "2.16.578.1.12.4.1.1.8233", "display": "Legemiddelopplysning" }
+    })
+}
+
+fn full_attachment(n: u32) -> Value {
+    serde_json::json!({
+        "kind": { "code": "A", "display": "Vedlegg" }, "id": format!("vedlegg-{n}"), "issue_date": "2026-03-01",
+        "media_type": "application/pdf", "description": "Røntgenbeskrivelse", "data": "SGVsbG8=",
+        "uri": format!("https://example.org/doc/{n}")
+    })
+}
+
+fn full_diagnoses() -> Value {
+    serde_json::json!([
+        { "code": { "code": "I330", "system": "2.16.578.1.12.4.1.1.7110", "display": "Endokarditt" }, "confirmed": true,
+          "rank": "main",
+          "modifiers": [{ "name": { "code": "S", "display": "ICD10 stjernekode" },
+                          "values": [{ "code": "B951", "system": "2.16.578.1.12.4.1.1.7110", "display": "Streptokokker" }] }] },
+        { "code": { "code": "E119", "system": "2.16.578.1.12.4.1.1.7110" }, "confirmed": false, "rank": "secondary" }
+    ])
+}
+
+fn full_observation() -> Value {
+    serde_json::json!({
+        "code": { "code": "ASAT", "system": "2.16.578.1.12.4.1.1.7280", "display": "ASAT" },
+        "value": 125.5, "unit": "IE/L", "time": "2026-03-01T10:00:00+01:00",
+        "interpretation": { "code": "1", "system": "2.16.578.1.12.4.1.1.8244", "display": "Over øvre referansegrense" },
+        "comment": "Forhøyet", "category": { "code": "FUNN", "display": "Funn" }
+    })
+}
+
+fn full_header(event: &str) -> Value {
+    serde_json::json!({
+        "format": "fhir-r4", "fellesformat": false, "msg_type": event, "msg_type_text": "Tekst",
+        "msg_id": "2b1a1f4e-0d1c-4f55-9a77-0e2d4c6b8a01", "gen_date": "2026-03-02T10:15:00+01:00",
+        "sender": full_party("990001", "990011"), "receiver": full_party("990002", "990012"),
+        "copy_receivers": [{ "role": "COP", "party": { "name": "Kopi", "idents": [{ "id": "990004", "kind": "HER" }] } }],
+        "patient": full_patient(),
+        "conversation": { "ref_to_parent": "a-parent", "ref_to_conversation": "a-conversation" }
+    })
+}
+
+/// One message of each body kind with every model field set, in the form a FHIR decode gives
+/// (event codes, date-times with offsets, the header's patient and parties the body's).
+fn full_messages() -> Vec<Message> {
+    let priority = serde_json::json!({ "code": "3", "system": "2.16.578.1.12.4.1.1.8306", "display": "Haster" });
+    let copy =
+        serde_json::json!([{ "name": "Kopi", "idents": [{ "id": "990004", "kind": "HER" }] }]);
+    let referral_body = |h: &Value| {
+        serde_json::json!({
+            "kind": "referral",
+            "id": "henv-1", "service_type": "change", "issue_date": "2026-03-02T10:00:00+01:00", "priority": priority,
+            "description": { "code": "KAD", "display": "Øyeblikkelig hjelp døgnopphold" },
+            "patient": full_patient(), "requester": h["sender"], "service_provider": h["receiver"], "copy_to": copy,
+            "diagnoses": [{ "code": { "code": "R81", "system": "2.16.578.1.12.4.1.1.7170", "display": "Pneumoni" }, "confirmed": false }],
+            "texts": full_texts("reason"), "plan": "Observasjon og antibiotika",
+            "observations": [full_observation()], "medications": [full_medication()],
+            "flags": [{ "code": "violence", "system": "http://example.org/kadgate/CodeSystem/clinical-assessment" }],
+            "document_id": "dok-1",
+            "payment_category": { "code": "1", "system": "2.16.578.1.12.4.1.1.8237", "display": "Institusjon" },
+            "basis_for_health_services": { "code": "1", "system": "2.16.578.1.12.4.1.1.8246", "display": "Folketrygdmedlem" },
+            "purpose": { "code": "U", "display": "Utredning" },
+            "requested_service_type": "new", "requested_date": "2026-03-03",
+            "requested_specialty": { "code": "1", "system": "2.16.578.1.12.4.1.1.8451", "display": "Allmennmedisin" },
+            "received_date": "2026-03-02T11:00:00+01:00",
+            "consents": [{ "status": { "code": "2", "system": "2.16.578.1.12.4.1.1.3107", "display": "Pasient samtykker" },
+                           "date": "2026-03-02", "note": "Muntlig", "given_by": "Pasienten" }, {}],
+            "assessment": { "dates": [{ "kind": { "code": "1", "display": "Mottatt" }, "date": "2026-03-02" }],
+                            "free_choice": true, "waiting_end": { "code": "2", "display": "Slutt" }, "pathway_id": "pf-1",
+                            "entitled": false, "outcome": { "code": "1", "display": "Rett" } },
+            "care_pathways": [{ "code": { "code": "P1", "system": "2.16.578.1.12.4.1.1.8422", "display": "Pakkeforløp" }, "note": "Start" }],
+            "attachments": [full_attachment(1), { "id": "bare" }]
+        })
+    };
+    let mut referral = full_header("kad-henvisning");
+    referral["copy_receivers"][0]["role"] = Value::String("COP".into());
+    let rb = referral_body(&referral);
+    let referral = serde_json::json!({ "header": referral, "body": rb });
+
+    let mut epi_header = full_header("epikrise");
+    epi_header["conversation"] = serde_json::json!({ "ref_to_parent": "a-parent" });
+    let epicrisis = serde_json::json!({
+        "header": epi_header,
+        "body": {
+            "kind": "epicrisis", "id": "epi-1", "referral_id": "henv-1", "service_type": "addition", "status": "P",
+            "issue_date": "2026-03-05T12:00:00+01:00", "patient": full_patient(),
+            "service_provider": epi_header["sender"], "requester": epi_header["receiver"], "copy_to": copy,
+            "diagnoses": full_diagnoses(), "texts": full_texts("comment"), "medications": [full_medication()],
+            "admitted": "2026-03-02T12:00:00+01:00", "discharged": "2026-03-05T11:00:00+01:00",
+            "approved_date": "2026-03-05T13:00:00+01:00", "title": "Sykehusepikrise", "priority": priority,
+            "referral": { "id": "henv-1", "service_type": "new", "issue_date": "2026-03-02T10:00:00+01:00",
+                          "received_date": "2026-03-02T11:00:00+01:00", "texts": full_texts("reason"),
+                          "description": { "code": "KAD", "display": "Øyeblikkelig hjelp" },
+                          "diagnoses": [{ "code": { "code": "R81", "system": "2.16.578.1.12.4.1.1.7170" } }] },
+            "admission_category": { "code": "1", "system": "2.16.578.1.12.4.1.1.8240", "display": "Heldøgnsopphold" },
+            "discharge_outcome": { "code": "1", "system": "2.16.578.1.12.4.1.1.8408", "display": "Bosted" },
+            "observations": [full_observation()],
+            "care_providers": [{ "relation": { "code": "BLE", "display": "Behandlende lege" }, "role": "responsible",
+                                 "party": full_party("990002", "990012"), "start": "2026-03-02", "end": "2026-03-05", "note": "Ansvarlig" }],
+            "attachments": [full_attachment(2)]
+        }
+    });
+
+    let dialog_header = full_header("dialog-helsefaglig");
+    let dialog = serde_json::json!({
+        "header": dialog_header,
+        "body": {
+            "kind": "dialog",
+            "topic": { "code": "1", "system": "2.16.578.1.12.4.1.1.7322", "display": "Forespørsel" }, "topic_text": "Om pasienten",
+            "texts": full_texts("note"), "document_id": "notat-1",
+            "responsible": full_party("990001", "990011")["unit"]["professional"],
+            "responsible_role": { "code": "1", "system": "2.16.578.1.12.4.1.1.9057", "display": "Ansvarlig" },
+            "case_type": { "code": "H", "system": "2.16.578.1.12.4.1.1.9999", "display": "Henvisning" }, "case_type_text": "Sak",
+            "note_date": "2026-03-02", "issue_date": "2026-03-02T10:14:00+01:00",
+            "request": { "kind": { "code": "SAM", "system": "2.16.578.1.12.4.1.1.7601", "display": "Samtykkeforespørsel" },
+                         "subject": "Samtykke", "purpose": { "code": "1", "display": "Behandling" }, "priority": priority,
+                         "from_date": "2026-03-01", "to_date": "2026-03-31",
+                         "record_types": [{ "code": "EPI", "display": "Epikrise" }, { "code": "LAB", "display": "Lab" }],
+                         "coded_info": { "code": "K1", "display": "Kodet" }, "document_id": "foresp-1" },
+            "attachments": [full_attachment(3)]
+        }
+    });
+    [referral, epicrisis, dialog]
+        .into_iter()
+        .map(|v| {
+            let m: Message = serde_json::from_value(v.clone()).expect("the fixture is a model");
+            // No key of the fixture is ignored (a misspelt field would be).
+            assert_eq!(serde_json::to_value(&m).unwrap(), v, "fixture keys");
+            m
+        })
+        .collect()
+}
+
+#[test]
+fn every_model_field_survives_fhir() {
+    let mut produced = Vec::new();
+    for m in full_messages() {
+        for as_message in [true, false] {
+            if !as_message && !matches!(m.body, Body::Epicrisis(_)) {
+                continue;
+            }
+            let fhir = encode_like(&m, as_message);
+            let errors: Vec<_> = kadgate::fhir::validate::validate(&fhir)
+                .into_iter()
+                .filter(|f| f.is_error())
+                .collect();
+            assert!(errors.is_empty(), "{:?}: {errors:#?}", m.body);
+            let d = decode(&fhir);
+            assert!(
+                !d.findings.iter().any(|f| f.severity >= Severity::Warning),
+                "{:#?}",
+                d.findings
+            );
+            let mut back = d.message.unwrap();
+            let mut want = m.clone();
+            if !as_message {
+                // A document alone has no message header: its event, copy receivers and threading.
+                want.header.msg_type_text = None;
+                want.header.copy_receivers.clear();
+                want.header.conversation = None;
+                if let Body::Epicrisis(e) = &mut want.body {
+                    e.copy_to.clear();
+                }
+                back.header.msg_type_text = None;
+            }
+            let diff = differences(&want, &back);
+            assert!(
+                diff.is_empty(),
+                "as message {as_message}:\n  {}",
+                diff.join("\n  ")
+            );
+            produced.push((format!("full model, message {as_message}"), fhir));
+        }
     }
     assert_oracle_valid(&produced);
 }
