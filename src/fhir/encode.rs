@@ -1,9 +1,14 @@
 //! Canonical model → FHIR R4 JSON.
 //!
-//! - Referral → message Bundle (event `kad-henvisning`) whose focus is a ServiceRequest;
+//! - Referral → message Bundle (event `kad-henvisning`) whose focus is a ServiceRequest (its
+//!   supporting Conditions, Observations, Flags, MedicationStatements, CarePlans, Consents and
+//!   DocumentReferences as entries);
+//! - a patient → Patient, with its relatives as RelatedPerson and its care providers as CareTeam
+//!   entries pointing at it;
 //! - Epicrisis → document Bundle (Composition typed 9602 `A03-2`), or with
 //!   [`encode_epicrisis_message`] that document inside a message (event `epikrise`);
-//! - Dialog → message Bundle whose focus is a Communication;
+//! - Dialog → message Bundle whose focus is a Communication (a request as CommunicationRequest,
+//!   attachments as DocumentReference);
 //! - Receipt → response message (`MessageHeader.response`, OperationOutcome from the error codes);
 //! - [`response_message`]: the `$process-message` reply to a request header.
 //!
@@ -87,6 +92,16 @@ pub fn response_message(
     header.msg_id = Some(new_id.to_string());
     header.gen_date = Some(now.to_string());
     std::mem::swap(&mut header.sender, &mut header.receiver);
+    // Between the communication parties: a response names the organisations, not the persons in
+    // them (the decoder puts a referral's requesting practitioner into its sender).
+    for party in [&mut header.sender, &mut header.receiver] {
+        if let Some(o) = party
+            .as_mut()
+            .filter(|o| o.name.is_some() || !o.idents.is_empty())
+        {
+            without_professionals(o);
+        }
+    }
     header.copy_receivers.clear();
     header.conversation = None;
     let details = outcome.map(|o| b.add_raw("outcome", o));
@@ -110,6 +125,13 @@ pub fn response_message(
         Some(response),
         false,
     )
+}
+
+fn without_professionals(o: &mut Organisation) {
+    o.professional = None;
+    if let Some(u) = o.unit.as_deref_mut() {
+        without_professionals(u);
+    }
 }
 
 // ---------------------------------------------------------------- the bundle builder
