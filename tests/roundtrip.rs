@@ -652,7 +652,8 @@ fn kith_starts() -> Vec<Start> {
 fn kith_to_fhir_to_kith() {
     let starts = kith_starts();
     assert!(starts.len() >= 17, "only {} VALID examples", starts.len());
-    run_all(&starts, KITH_LOSSES);
+    let trips = run_all(&starts, KITH_LOSSES);
+    assert_oracle_accepts(&trips);
 }
 
 // ------------------------------------------------------------------ (b) FHIR → KITH → FHIR
@@ -763,17 +764,6 @@ fn documents_without_a_receiver_are_refused() {
 fn fhir_to_kith_to_fhir() {
     let trips = run_all(&fhir_starts(), FHIR_LOSSES);
     assert!(trips.len() >= 5, "{} trips", trips.len());
-    assert_oracle_accepts(&trips);
-}
-
-#[test]
-fn kith_chain_fhir_passes_the_oracle() {
-    let trips: Vec<Trip> = kith_starts()
-        .iter()
-        .filter_map(|s| check(s).ok())
-        .flatten()
-        .collect();
-    assert!(trips.len() >= 17);
     assert_oracle_accepts(&trips);
 }
 
