@@ -3,8 +3,10 @@
 //! Reads a message Bundle (MessageHeader first) whose focus is a ServiceRequest (→ Referral), a
 //! Communication (→ Dialog) or a document Bundle (→ Epicrisis); a response message
 //! (`MessageHeader.response`, → Receipt); and a document Bundle on its own (Composition first,
-//! → Epicrisis). The tables it shares with the encoder are in [`super::mapping`]; the whole mapping
-//! is in `docs/mapping/fhir.md`.
+//! → Epicrisis). A patient's relatives and care providers are the RelatedPerson and CareTeam
+//! entries pointing at it; the message's and the document's parties are made one (see `unify`).
+//! The tables it shares with the encoder are in [`super::mapping`]; the whole mapping is in
+//! `docs/mapping/fhir.md`.
 //!
 //! Like the KITH decoders it never rejects and never panics: it reads what is there, leaves the rest
 //! `None`/empty and writes a finding (codes `fhir.*`, FHIRPath locations, no patient data in the
