@@ -1,8 +1,7 @@
 //! What the FHIR decoder and encoder share: identifier and code systems (FACTS §4), kadgate's event
 //! codes and extension URLs, the code tables between the model's KITH-derived codes and FHIR's
 //! (priority, document status, address and telecom kinds, receipt status, consent status, kind
-//! of stay, time units, decimals), FHIR date formats and the
-//! deterministic ids.
+//! of stay, time units, decimals), FHIR date formats and the deterministic ids.
 //!
 //! Pure tables and functions: no I/O, no JSON walking. Every table is documented in
 //! `docs/mapping/fhir.md`; change both together.
