@@ -280,11 +280,8 @@ fn validate(
             return ExitCode::from(1);
         }
     }
-    if all_valid {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    // Everything is printed: exit without dropping the reports (nothing else is left to flush).
+    std::process::exit(if all_valid { 0 } else { 1 })
 }
 
 fn convert(

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
@@ -189,20 +190,14 @@ fn unreadable_file(file: &str, e: &std::io::Error) -> Rendered {
     )
 }
 
-/// Where one file is in a batch.
-enum Slot {
-    Waiting,
-    Read(Vec<u8>, Stage),
-    Rendered(Box<Rendered>),
-}
-
 /// Check every file on all cores; results in the order given.
 ///
 /// The schema set is compiled by `load` on one worker while the other workers already read and
-/// decode files (the part of the check that needs no schema); XSD validation starts as soon as
-/// the set is ready. Files are handed out one at a time, largest first, so that one large file at
-/// the end of the list cannot leave a core idle. Returns the reports and the schema set (the caller
-/// decides when to free it), or `load`'s error if the set cannot be built.
+/// decode files (the part of the check that needs no schema); those wait in a queue and are
+/// schema-validated first once the set is ready, after which each file is read, validated and
+/// finished in one go (so few decoded files are held at once). Files are handed out one at a time,
+/// largest first, so that one large file at the end of the list cannot leave a core idle. Returns
+/// the reports and the schema set (the caller decides when to free it), or `load`'s error.
 pub fn validate_files<E: Send + Sync>(
     rules: &Rules,
     mode: Mode,
@@ -223,70 +218,69 @@ pub fn validate_files<E: Send + Sync>(
         .collect();
     order.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
 
-    let slots: Vec<Mutex<Slot>> = (0..n).map(|_| Mutex::new(Slot::Waiting)).collect();
+    let results: Vec<OnceLock<Rendered>> = (0..n).map(|_| OnceLock::new()).collect();
+    let pending: Mutex<VecDeque<(usize, Vec<u8>, Stage)>> = Mutex::new(VecDeque::new());
     let loader = Mutex::new(Some(load));
     let schemas: OnceLock<Result<SchemaSet, E>> = OnceLock::new();
     let next_read = AtomicUsize::new(0);
-    let next_xsd = AtomicUsize::new(0);
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .clamp(1, n.max(1));
 
+    let finish = |set: &SchemaSet, i: usize, bytes: Vec<u8>, stage: Stage| {
+        let xsd = stage.wants_schema().then(|| set.validate(&bytes));
+        let name = files[i].to_string_lossy();
+        let _ = results[i].set(render(&name, &checker.finish(stage, xsd)));
+    };
+    let ready = || match schemas.get() {
+        Some(Ok(set)) => Some(set),
+        _ => None,
+    };
     let worker = || {
-        // 1. Compile the schema set, if no other worker has taken that job.
+        // Compile the schema set, if no other worker has taken that job.
         let job = loader.lock().ok().and_then(|mut l| l.take());
         if let Some(load) = job {
             let _ = schemas.set(load());
         }
-        // 2. Read and decode files until none is left.
         loop {
-            let k = next_read.fetch_add(1, Ordering::Relaxed);
-            let Some(&i) = order.get(k) else { break };
-            let name = files[i].to_string_lossy().into_owned();
-            let slot = match std::fs::read(&files[i]) {
-                // FHIR JSON needs no schema set: checked completely here.
-                Ok(bytes) if looks_like_json(&bytes) => Slot::Rendered(Box::new(render_fhir(
-                    &name,
-                    &fhir_check::check(&checker, &bytes, &Options::default()),
-                ))),
-                Ok(bytes) => {
-                    let stage = checker.read(&bytes);
-                    Slot::Read(bytes, stage)
+            // Files read while the set compiled come first.
+            if let Some(set) = ready() {
+                let queued = pending.lock().ok().and_then(|mut q| q.pop_front());
+                if let Some((i, bytes, stage)) = queued {
+                    finish(set, i, bytes, stage);
+                    continue;
                 }
-                Err(e) => Slot::Rendered(Box::new(unreadable_file(&name, &e))),
-            };
-            if let Ok(mut s) = slots[i].lock() {
-                *s = slot;
             }
-        }
-        // 3. Schema-validate and finish, once the schema set is there.
-        let Ok(set) = schemas.wait() else { return };
-        loop {
-            let k = next_xsd.fetch_add(1, Ordering::Relaxed);
-            let Some(&i) = order.get(k) else { break };
-            // Another worker may still be reading this file: wait for it.
-            let taken = loop {
-                let Ok(mut s) = slots[i].lock() else { return };
-                match std::mem::replace(&mut *s, Slot::Waiting) {
-                    Slot::Waiting => {}
-                    Slot::Read(bytes, stage) => break Some((bytes, stage)),
-                    done @ Slot::Rendered(_) => {
-                        *s = done;
-                        break None;
+            let k = next_read.fetch_add(1, Ordering::Relaxed);
+            if let Some(&i) = order.get(k) {
+                let name = files[i].to_string_lossy();
+                match std::fs::read(&files[i]) {
+                    // FHIR JSON needs no schema set: checked completely here.
+                    Ok(bytes) if looks_like_json(&bytes) => {
+                        let o = fhir_check::check(&checker, &bytes, &Options::default());
+                        let _ = results[i].set(render_fhir(&name, &o));
+                    }
+                    Ok(bytes) => {
+                        let stage = checker.read(&bytes);
+                        match ready() {
+                            Some(set) => finish(set, i, bytes, stage),
+                            None => {
+                                if let Ok(mut q) = pending.lock() {
+                                    q.push_back((i, bytes, stage));
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let _ = results[i].set(unreadable_file(&name, &e));
                     }
                 }
-                drop(s);
-                std::thread::yield_now();
-            };
-            let Some((bytes, stage)) = taken else {
                 continue;
-            };
-            let xsd = stage.wants_schema().then(|| set.validate(&bytes));
-            let name = files[i].to_string_lossy();
-            let rendered = render(&name, &checker.finish(stage, xsd));
-            if let Ok(mut s) = slots[i].lock() {
-                *s = Slot::Rendered(Box::new(rendered));
+            }
+            // Nothing left to read: wait for the set, then help empty the queue.
+            if schemas.wait().is_err() || pending.lock().map_or(true, |q| q.is_empty()) {
+                return;
             }
         }
     };
@@ -300,11 +294,12 @@ pub fn validate_files<E: Send + Sync>(
         Some(Ok(set)) => set,
         None => unreachable!("a worker always runs the loader"),
     };
-    let rendered = slots
+    let rendered = results
         .into_iter()
-        .map(|m| match m.into_inner() {
-            Ok(Slot::Rendered(r)) => *r,
-            _ => unreachable!("every file is rendered once the schema set is loaded"),
+        .map(|r| {
+            r.into_inner().unwrap_or_else(|| {
+                unreachable!("every file is rendered once the schema set is loaded")
+            })
         })
         .collect();
     Ok((rendered, set))
