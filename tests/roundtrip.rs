@@ -19,7 +19,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -568,26 +568,6 @@ fn run_all(starts: &[Start], losses: &[Loss]) -> Vec<Trip> {
 
 // ------------------------------------------------------------------ the oracle
 
-/// The oracle's directory: `KADGATE_FHIR_ORACLE`, else installed by `scripts/fhir-oracle.sh`.
-fn oracle_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("KADGATE_FHIR_ORACLE").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fhir-oracle.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .env("KADGATE_STANDARDS_DIR", common::standards())
-        .output()
-        .expect("scripts/fhir-oracle.sh runs");
-    assert!(
-        out.status.success(),
-        "installing the FHIR oracle failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dir = String::from_utf8_lossy(&out.stdout);
-    PathBuf::from(dir.lines().last().unwrap_or("").trim())
-}
-
 /// All trips' FHIR through the oracle in one Node run; every file must be valid.
 fn assert_oracle_accepts(trips: &[Trip]) {
     let dir = tempfile::tempdir().unwrap();
@@ -598,7 +578,7 @@ fn assert_oracle_accepts(trips: &[Trip]) {
         names.insert(f.to_string_lossy().to_string(), t.name.clone());
     }
     let out = Command::new("node")
-        .arg(oracle_dir().join("validate.mjs"))
+        .arg(common::oracle_dir().join("validate.mjs"))
         .args(names.keys())
         .output()
         .expect("node runs the oracle");

@@ -36,6 +36,52 @@ pub fn all_examples() -> Vec<PathBuf> {
     out
 }
 
+/// The independent FHIR R4 oracle's directory: `KADGATE_FHIR_ORACLE` (set by `scripts/test.sh`),
+/// else installed once by `scripts/fhir-oracle.sh`, which prints it.
+pub fn oracle_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("KADGATE_FHIR_ORACLE").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    let out = std::process::Command::new("bash")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/fhir-oracle.sh"))
+        .env("KADGATE_STANDARDS_DIR", standards())
+        .output()
+        .expect("scripts/fhir-oracle.sh runs (Node.js and npm are needed for the FHIR oracle)");
+    assert!(
+        out.status.success(),
+        "installing the FHIR oracle failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    PathBuf::from(text.lines().last().expect("the oracle directory").trim())
+}
+
+/// The oracle over `files`, in runs of at most 400 files (Node starts once per run): one verdict
+/// `{"file", "valid", "issues"}` per file, in order.
+pub fn oracle(files: &[PathBuf]) -> Vec<serde_json::Value> {
+    let script = oracle_dir().join("validate.mjs");
+    let mut verdicts = Vec::with_capacity(files.len());
+    for chunk in files.chunks(400) {
+        let out = std::process::Command::new("node")
+            .arg(&script)
+            .args(chunk)
+            .output()
+            .expect("node runs the oracle");
+        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON line per file"))
+            .collect();
+        assert_eq!(
+            lines.len(),
+            chunk.len(),
+            "one oracle verdict per file ({})",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        verdicts.extend(lines);
+    }
+    verdicts
+}
+
 /// A verdict of `standards/kith/VALIDATION.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
