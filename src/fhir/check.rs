@@ -19,6 +19,7 @@ use crate::store::content_sha256;
 /// What the check found and what to answer.
 #[derive(Debug)]
 pub struct FhirOutcome {
+    /// The validation report; its parsed `value` is dropped once the check is done.
     pub report: FhirReport,
     /// The decoded message; None when the body is no readable message Bundle.
     pub message: Option<Message>,
@@ -57,9 +58,12 @@ impl FhirOutcome {
 pub fn check(checker: &Checker<'_>, bytes: &[u8], opts: &Options) -> FhirOutcome {
     let mut report = validate_bytes(bytes, opts);
     let mut findings = std::mem::take(&mut report.findings);
-    let Some(value) = report.value.as_ref() else {
+    // The parsed body is only needed here: taken out of the report so that it is freed on this
+    // (CPU pool) thread, where it was allocated, and not carried into the store path.
+    let Some(value) = report.value.take() else {
         return unreadable(report, findings);
     };
+    let value = &value;
     // `$process-message` also takes the message inside a Parameters resource (`content`).
     let bundle = message_bundle(value);
     if report.resource_type.as_deref() == Some("Parameters") && std::ptr::eq(bundle, value) {
