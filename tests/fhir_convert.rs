@@ -13,6 +13,8 @@
 
 mod common;
 
+use common::{each_at, strip_offset, Loss};
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -458,40 +460,6 @@ fn fhir_round_trip_is_a_fixed_point_and_valid() {
 
 // ---------------------------------------------------------------- (c) KITH → model → FHIR → model
 
-/// A documented loss: what the FHIR form does not carry (or carries differently), and a function
-/// that removes the difference from a model. Applied to both sides before comparing. Keep in step
-/// with `docs/mapping/fhir.md` ("Losses KITH → FHIR").
-struct Loss {
-    field: &'static str,
-    why: &'static str,
-    apply: fn(&mut Message),
-}
-
-/// Apply `f` to every JSON node of the model under one of `keys` (arrays: to each item).
-fn each_at(m: &mut Message, keys: &[&str], f: &mut dyn FnMut(&mut Value)) {
-    fn walk(v: &mut Value, keys: &[&str], f: &mut dyn FnMut(&mut Value)) {
-        match v {
-            Value::Object(o) => {
-                for (k, x) in o.iter_mut() {
-                    if keys.contains(&k.as_str()) {
-                        match &mut *x {
-                            Value::Array(a) => a.iter_mut().for_each(&mut *f),
-                            Value::Null => {}
-                            other => f(other),
-                        }
-                    }
-                    walk(x, keys, f);
-                }
-            }
-            Value::Array(a) => a.iter_mut().for_each(|x| walk(x, keys, f)),
-            _ => {}
-        }
-    }
-    let mut v = serde_json::to_value(&*m).unwrap();
-    walk(&mut v, keys, f);
-    *m = serde_json::from_value(v).expect("model round-trips through serde");
-}
-
 /// Every party of the message (header, body, copy receivers, care providers), top level only.
 fn each_org(m: &mut Message, f: &mut dyn FnMut(&mut Organisation)) {
     let keys = [
@@ -508,23 +476,6 @@ fn each_org(m: &mut Message, f: &mut dyn FnMut(&mut Organisation)) {
             *v = serde_json::to_value(o).unwrap();
         }
     });
-}
-
-/// A date-time as compared: without its UTC offset, with seconds.
-fn strip_offset(v: &mut String) {
-    let b = v.as_bytes();
-    let looks = v.len() >= 16 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':';
-    if !looks {
-        return;
-    }
-    if let Some(x) = v.strip_suffix('Z') {
-        *v = x.to_string();
-    } else if v.len() > 19 && matches!(v.as_bytes()[v.len() - 6], b'+' | b'-') {
-        v.truncate(v.len() - 6);
-    }
-    if v.len() == 16 {
-        v.push_str(":00");
-    }
 }
 
 /// Drop the address, telecom and type of organisation levels without name and identifier; such a

@@ -179,3 +179,57 @@ pub async fn post_xml(base: &str, body: Vec<u8>) -> reqwest::Response {
         .await
         .unwrap()
 }
+
+// ---------------------------------------------------------------- model comparison (round trips)
+
+use kadgate::model::Message;
+use serde_json::Value;
+
+/// A documented difference between the model before and after a round trip.
+pub struct Loss {
+    pub field: &'static str,
+    pub why: &'static str,
+    pub apply: fn(&mut Message),
+}
+
+/// Apply `f` to every JSON node of the model under one of `keys` (arrays: to each item).
+pub fn each_at(m: &mut Message, keys: &[&str], f: &mut dyn FnMut(&mut Value)) {
+    fn walk(v: &mut Value, keys: &[&str], f: &mut dyn FnMut(&mut Value)) {
+        match v {
+            Value::Object(o) => {
+                for (k, x) in o.iter_mut() {
+                    if keys.contains(&k.as_str()) {
+                        match &mut *x {
+                            Value::Array(a) => a.iter_mut().for_each(&mut *f),
+                            Value::Null => {}
+                            other => f(other),
+                        }
+                    }
+                    walk(x, keys, f);
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| walk(x, keys, f)),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(&*m).unwrap();
+    walk(&mut v, keys, f);
+    *m = serde_json::from_value(v).expect("model round-trips through serde");
+}
+
+/// A date-time as compared: without its UTC offset, with seconds.
+pub fn strip_offset(v: &mut String) {
+    let b = v.as_bytes();
+    let looks = v.len() >= 16 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':';
+    if !looks {
+        return;
+    }
+    if let Some(x) = v.strip_suffix('Z') {
+        *v = x.to_string();
+    } else if v.len() > 19 && matches!(v.as_bytes()[v.len() - 6], b'+' | b'-') {
+        v.truncate(v.len() - 6);
+    }
+    if v.len() == 16 {
+        v.push_str(":00");
+    }
+}
