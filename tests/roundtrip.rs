@@ -81,19 +81,6 @@ fn each_org(m: &mut Message, f: &mut dyn FnMut(&mut Organisation)) {
 /// and from what the KITH encoders default (`docs/mapping/kith.md`).
 const KITH_LOSSES: &[Loss] = &[
     Loss {
-        field: "header.msg_type, header.msg_type_text",
-        why: "the 8279 type travels as the FHIR event code; the KITH encoder writes a type only when the model's belongs to the format, so a FHIR-decoded model gets the format's default type (HENVISNING, EPIKRISE, DIALOG_HELSEFAGLIG) and its text",
-        apply: |m| {
-            m.header.msg_type = match &m.body {
-                Body::Referral(_) => "HENVISNING",
-                Body::Epicrisis(_) => "EPIKRISE",
-                _ => "DIALOG_HELSEFAGLIG",
-            }
-            .to_string();
-            m.header.msg_type_text = None;
-        },
-    },
-    Loss {
         field: "header.ack, header.processing_status",
         why: "MsgHead transport flags have no FHIR element; the KITH encoder writes its defaults",
         apply: |m| {

@@ -76,9 +76,10 @@ pub fn encode_11(msg: &Message) -> Result<String, EncodeError> {
         .receiver
         .as_ref()
         .ok_or(EncodeError::NoParty("receiver"))?;
-    let msg_type = if msg.header.msg_type.starts_with("DIALOG_") {
+    let kind = super::msg_type(msg);
+    let msg_type = if kind.starts_with("DIALOG_") {
         Code {
-            code: msg.header.msg_type.clone(),
+            code: kind,
             system: None,
             display: msg.header.msg_type_text.clone(),
         }

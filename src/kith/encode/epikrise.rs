@@ -48,7 +48,7 @@ pub fn encode_12(msg: &Message) -> Result<String, EncodeError> {
 
     let mut x = Xml::new();
     x.open_with("Message", &[("xmlns", ns::EPIKRISE_12)]);
-    let type_text = (msg.header.msg_type == "EPIKRISE")
+    let type_text = (super::msg_type(msg) == "EPIKRISE")
         .then(|| msg.header.msg_type_text.clone())
         .flatten()
         .unwrap_or_else(|| "Epikrise".to_string());

@@ -131,7 +131,7 @@ fn write_communication(x: &mut Xml, c: &CommunicationNeed) {
 }
 
 fn msg_type_11(msg: &Message) -> Code {
-    let text = (msg.header.msg_type == "HENVISNING")
+    let text = (super::msg_type(msg) == "HENVISNING")
         .then(|| msg.header.msg_type_text.clone())
         .flatten()
         .unwrap_or_else(|| "Henvisning".to_string());
@@ -302,9 +302,10 @@ fn write_po_care_provider(x: &mut Xml, c: &CareProvider) {
 }
 
 fn msg_type_20(msg: &Message) -> Code {
-    if msg.header.msg_type.starts_with("HENVISNING_") {
+    let kind = super::msg_type(msg);
+    if kind.starts_with("HENVISNING_") {
         return Code {
-            code: msg.header.msg_type.clone(),
+            code: kind,
             system: None,
             display: msg.header.msg_type_text.clone(),
         };

@@ -70,6 +70,18 @@ pub fn encode(msg: &Message, format: Format) -> Result<Vec<u8>, EncodeError> {
 }
 
 /// The body kind's name, for errors.
+/// The 8279 message type to write. The model holds the 8279 type for KITH input and the event code
+/// for FHIR input (`kad-henvisning`, `dialog-status-henvisning`, …): the latter is turned back into
+/// the 8279 type it stands for, so a message that came through FHIR keeps its kind.
+fn msg_type(msg: &Message) -> String {
+    if msg.header.format == Format::FhirR4 {
+        if let Some(t) = crate::fhir::mapping::msg_type_of_event(&msg.header.msg_type) {
+            return t;
+        }
+    }
+    msg.header.msg_type.trim().to_string()
+}
+
 fn body_name(msg: &Message) -> &'static str {
     use crate::model::Body;
     match &msg.body {
