@@ -85,7 +85,6 @@ pub enum WeakExclusion {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Policy {
     #[serde(default)]
     pub weak_exclusion: WeakExclusion,
