@@ -450,3 +450,23 @@ fn rules_test_compare_flips_exactly_the_expected_decisions() {
         "{human}"
     );
 }
+
+#[test]
+fn kith_referrals_are_decided_on_their_coded_diagnoses() {
+    // A KITH Henvisning 2.0 with ICPC-2 L88 (code system 7170): the default rule set has no
+    // criterion for it; a rule set that includes L88 accepts it, so the KITH code is read.
+    let path = common::kith(
+        "henvisning/examples/sarepta/Henvisning_v2-0/Henvisning_ny_tilstand_v2-0_Ny.xml",
+    );
+    let msg = read(&path);
+    let set = default_ruleset();
+    let d = decide(&set, &msg, today());
+    assert_eq!(d.decision, DecisionKind::NeedsReview, "{:?}", d.fired);
+    let text = std::fs::read_to_string(default_ruleset_path()).expect("readable")
+        + "\n[[rules]]\nid = \"local.rheumatic\"\nkind = \"inclusion\"\nicpc2 = [\"L88\"]\nreason_no = \"x\"\nreason_en = \"x\"\n";
+    let local = RuleSet::parse(&text, "local").unwrap_or_else(|e| panic!("{e}"));
+    let d = decide(&local, &msg, today());
+    assert_eq!(d.decision, DecisionKind::Accepted, "{:?}", d.fired);
+    assert_eq!(d.fired.len(), 1);
+    assert_eq!(d.fired[0].id, "local.rheumatic");
+}

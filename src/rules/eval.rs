@@ -314,6 +314,9 @@ fn holds(set: &RuleSet, i: usize, f: &Facts) -> Option<Evidence> {
 
 const FREE_TEXT_NO: &str = " (bygger på fritekst i henvisningen)";
 const FREE_TEXT_EN: &str = " (based on free text in the referral)";
+const FREE_TEXT_REVIEW_NO: &str = " (bygger bare på fritekst i henvisningen; en lege må vurdere)";
+const FREE_TEXT_REVIEW_EN: &str =
+    " (rests on free text in the referral only; a doctor must assess)";
 
 /// Decide one message against a rule set. `today` stands in for the referral's date when the
 /// message carries none. Pure: no I/O.
@@ -364,9 +367,11 @@ pub fn decide(set: &RuleSet, msg: &Message, today: NaiveDate) -> Decision {
             kind: rule.kind,
             evidence: e,
         });
+        let downgraded = rule.kind.excludes() && !weak_excl_refuses;
         let (no, en) = match e {
-            Evidence::Strong => (String::new(), String::new()),
-            Evidence::Weak => (FREE_TEXT_NO.to_string(), FREE_TEXT_EN.to_string()),
+            Evidence::Strong => ("", ""),
+            Evidence::Weak if downgraded => (FREE_TEXT_REVIEW_NO, FREE_TEXT_REVIEW_EN),
+            Evidence::Weak => (FREE_TEXT_NO, FREE_TEXT_EN),
         };
         d.reasons_no.push(format!("{}{no}", rule.reason_no.trim()));
         d.reasons_en.push(format!("{}{en}", rule.reason_en.trim()));
