@@ -312,6 +312,8 @@ v("rev-unclarified", "needs-review", "provisional (unclarified) diagnosis", None
   birth=ADULT, dx=[dx(ICPC, "R81", "Pneumoni", "provisional")])
 v("mh-rev-suicide-moderate", "needs-review", "moderate suicide risk", None, ["review.suicide-risk-moderate"],
   birth=YOUNG, dx=[dx(ICD, "F32.1", "Moderat depressiv episode")], suicide="moderate")
+v("mh-rev-suicidal-ideation", "needs-review", "suicidal ideation as a Condition (R45.8)", None,
+  ["review.suicide-risk-moderate"], birth=YOUNG, dx=[dx(ICD, "R45.8", "Selvmordstanker")])
 v("rev-elderly-function", "needs-review", "weak evidence only: acute loss of function in an 84-year-old", None,
   ["review.elderly-loss-of-function"], birth=ELDER, dx=[dx(ICPC, "U71", "Cystitt")],
   note="Akutt funksjonssvikt siste døgn, uklar årsak. Observeres, ny vurdering i morgen.")
