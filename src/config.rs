@@ -279,29 +279,7 @@ pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Confi
         source_name: source_name.to_string(),
         problems,
     };
-    let doc = match toml_edit::ImDocument::parse(text) {
-        Ok(d) => d,
-        Err(e) => {
-            let line = e.span().map(|s| line_of(text, s.start));
-            let msg = e.message().trim().to_string();
-            return Err(fail(vec![Problem {
-                line,
-                path: "(syntax)".into(),
-                message: msg,
-            }]));
-        }
-    };
-    let value: toml::Table = match toml::from_str(text) {
-        Ok(v) => v,
-        Err(e) => {
-            let line = e.span().map(|s| line_of(text, s.start));
-            return Err(fail(vec![Problem {
-                line,
-                path: "(syntax)".into(),
-                message: e.message().to_string(),
-            }]));
-        }
-    };
+    let (doc, value) = parse_toml(text).map_err(|p| fail(vec![p]))?;
     let mut problems = Vec::new();
     let mut cfg = Config::default();
 
@@ -378,13 +356,8 @@ pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Confi
     array_section!("senders", senders);
 
     semantic_checks(&cfg, &mut problems);
-    for p in &mut problems {
-        if p.line.is_none() {
-            p.line = line_for_path(&doc, text, &p.path);
-        }
-    }
+    place_problems(&doc, text, &mut problems);
     if !problems.is_empty() {
-        problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
         return Err(fail(problems));
     }
     if let Some(base) = base {
@@ -393,7 +366,45 @@ pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Confi
     Ok(cfg)
 }
 
-fn de_one<T: serde::de::DeserializeOwned>(
+/// Parse a TOML text twice: as a document (spans, for line numbers) and as a table (values).
+pub(crate) fn parse_toml(
+    text: &str,
+) -> Result<(toml_edit::ImDocument<&str>, toml::Table), Problem> {
+    let syntax = |line: Option<usize>, message: String| Problem {
+        line,
+        path: "(syntax)".into(),
+        message,
+    };
+    let doc = toml_edit::ImDocument::parse(text).map_err(|e| {
+        syntax(
+            e.span().map(|s| line_of(text, s.start)),
+            e.message().trim().to_string(),
+        )
+    })?;
+    let value: toml::Table = toml::from_str(text).map_err(|e| {
+        syntax(
+            e.span().map(|s| line_of(text, s.start)),
+            e.message().to_string(),
+        )
+    })?;
+    Ok((doc, value))
+}
+
+/// Give every problem without a line the line of its path, and sort them by line.
+pub(crate) fn place_problems(
+    doc: &toml_edit::ImDocument<&str>,
+    text: &str,
+    problems: &mut [Problem],
+) {
+    for p in problems.iter_mut() {
+        if p.line.is_none() {
+            p.line = line_for_path(doc, text, &p.path);
+        }
+    }
+    problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+}
+
+pub(crate) fn de_one<T: serde::de::DeserializeOwned>(
     v: toml::Value,
     prefix: &str,
     problems: &mut Vec<Problem>,

@@ -83,6 +83,29 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ConfigCmd,
     },
+    /// Admission rule sets: check one, or decide referral files with one.
+    Rules {
+        #[command(subcommand)]
+        cmd: RulesCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCmd {
+    /// Report every problem in a rule set, with line numbers.
+    Check { file: PathBuf },
+    /// Decide referral files (KITH or FHIR) with a rule set and print each decision.
+    Test {
+        /// One JSON object per line per file.
+        #[arg(long)]
+        json: bool,
+        /// A second rule set: show which decisions it changes.
+        #[arg(long)]
+        compare: Option<PathBuf>,
+        ruleset: PathBuf,
+        #[arg(required = true)]
+        cases: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -160,6 +183,33 @@ fn main() -> ExitCode {
             config,
             standards,
         } => conformance(json, config, standards),
+        Cmd::Rules {
+            cmd: RulesCmd::Check { file },
+        } => match kadgate::rules::RuleSet::load(&file) {
+            Ok(set) => {
+                println!(
+                    "{}: ok ({} {}, {} rules)",
+                    file.display(),
+                    set.id,
+                    set.version,
+                    set.rules.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        },
+        Cmd::Rules {
+            cmd:
+                RulesCmd::Test {
+                    json,
+                    compare,
+                    ruleset,
+                    cases,
+                },
+        } => rules_test(json, compare.as_deref(), &ruleset, &cases),
         Cmd::Config {
             cmd: ConfigCmd::Check { file },
         } => match Config::load(&file) {
@@ -424,5 +474,96 @@ fn conformance(json: bool, config: Option<PathBuf>, standards: Option<PathBuf>) 
             eprintln!("kadgate: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+fn load_ruleset(path: &Path) -> Result<kadgate::rules::RuleSet, ExitCode> {
+    kadgate::rules::RuleSet::load(path).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(2)
+    })
+}
+
+/// `kadgate rules test`: one decision per file (and the other rule set's, with `--compare`).
+fn rules_test(json: bool, compare: Option<&Path>, ruleset: &Path, cases: &[PathBuf]) -> ExitCode {
+    use kadgate::rules::{decide, Decision};
+    let set = match load_ruleset(ruleset) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let other = match compare.map(load_ruleset).transpose() {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let rules = Rules::from_config(&Config::demo());
+    let today = chrono::Local::now().date_naive();
+    let mut unreadable = false;
+    let mut text = String::new();
+    let ids = |d: &Decision| d.fired.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
+    for file in cases {
+        let name = file.display().to_string();
+        let msg = std::fs::read(file)
+            .map_err(|e| e.to_string())
+            .and_then(|b| kadgate::convert::read_message(&b, &rules).map_err(|e| e.to_string()));
+        let msg = match msg {
+            Ok((m, _)) if matches!(m.body, kadgate::model::Body::Referral(_)) => m,
+            Ok(_) => {
+                unreadable = true;
+                eprintln!("{name}: not a referral");
+                continue;
+            }
+            Err(e) => {
+                unreadable = true;
+                eprintln!("{name}: cannot read: {e}");
+                continue;
+            }
+        };
+        let d = decide(&set, &msg, today);
+        let o = other.as_ref().map(|s| decide(s, &msg, today));
+        if json {
+            let mut line = serde_json::json!({
+                "file": name,
+                "decision": d.decision.word(),
+                "news2": d.news2,
+                "rules": ids(&d),
+                "reasons": d.reasons_en,
+                "reasons_no": d.reasons_no,
+                "fired": d.fired,
+                "ruleset": { "id": d.ruleset_id, "version": d.ruleset_version },
+            });
+            if let (Some(o), Some(map)) = (&o, line.as_object_mut()) {
+                map.insert("compare_decision".into(), o.decision.word().into());
+                map.insert("compare_rules".into(), ids(o).into());
+                map.insert("changed".into(), (o.decision != d.decision).into());
+            }
+            text.push_str(&line.to_string());
+            text.push('\n');
+        } else {
+            let news2 = d
+                .news2
+                .map_or_else(|| "not computed".to_string(), |n| n.to_string());
+            text.push_str(&format!("{name}: {}", d.decision.word()));
+            if let Some(o) = &o {
+                let mark = if o.decision != d.decision {
+                    "CHANGED"
+                } else {
+                    "same"
+                };
+                text.push_str(&format!(" -> {} ({mark})", o.decision.word()));
+            }
+            text.push_str(&format!(
+                "\n  NEWS2: {news2}\n  rules: {}\n",
+                ids(&d).join(", ")
+            ));
+            for r in &d.reasons_en {
+                text.push_str(&format!("  - {r}\n"));
+            }
+        }
+    }
+    print!("{text}");
+    if unreadable {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
