@@ -448,19 +448,9 @@ fn sparse_patient() -> Patient {
 
 fn header(format: Format) -> Header {
     Header {
-        format,
-        msg_type: String::new(),
-        msg_type_text: None,
         msg_id: Some("3f8a2c1e-0000-4000-8000-000000000001".into()),
         gen_date: Some("2024-05-02T10:00:00".into()),
-        sender: None,
-        receiver: None,
-        copy_receivers: Vec::new(),
-        patient: None,
-        conversation: None,
-        ack: None,
-        processing_status: None,
-        fellesformat: false,
+        ..Header::new(format, "")
     }
 }
 

@@ -541,21 +541,7 @@ impl<'a> Cx<'a> {
     }
 
     fn empty_header(&self, msg_type: &str) -> Header {
-        Header {
-            format: Format::FhirR4,
-            msg_type: msg_type.to_string(),
-            msg_type_text: None,
-            msg_id: None,
-            gen_date: None,
-            sender: None,
-            receiver: None,
-            copy_receivers: Vec::new(),
-            patient: None,
-            conversation: None,
-            ack: None,
-            processing_status: None,
-            fellesformat: false,
-        }
+        Header::new(Format::FhirR4, msg_type)
     }
 
     fn message(&mut self, b: &'a Value, all: &[Entry<'a>]) -> Message {

@@ -951,6 +951,27 @@ pub struct Header {
     pub fellesformat: bool,
 }
 
+impl Header {
+    /// A header of `format` and `msg_type` with nothing else known yet.
+    pub fn new(format: Format, msg_type: impl Into<String>) -> Header {
+        Header {
+            format,
+            msg_type: msg_type.into(),
+            msg_type_text: None,
+            msg_id: None,
+            gen_date: None,
+            sender: None,
+            receiver: None,
+            copy_receivers: Vec::new(),
+            patient: None,
+            conversation: None,
+            ack: None,
+            processing_status: None,
+            fellesformat: false,
+        }
+    }
+}
+
 /// A decoded message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {

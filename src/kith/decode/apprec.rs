@@ -10,7 +10,6 @@ use crate::xml::Element;
 /// `Receiver/HCP` (its original sender).
 pub(crate) fn header(root: &Element, format: crate::model::Format, fellesformat: bool) -> Header {
     Header {
-        format,
         msg_type: root.v_at("MsgType").unwrap_or("APPREC").to_string(),
         msg_type_text: root
             .at("MsgType")
@@ -20,12 +19,8 @@ pub(crate) fn header(root: &Element, format: crate::model::Format, fellesformat:
         gen_date: s(root, "GenDate"),
         sender: root.at("Sender/HCP").map(|h| hcp(h).0),
         receiver: root.at("Receiver/HCP").map(|h| hcp(h).0),
-        copy_receivers: Vec::new(),
-        patient: None,
-        conversation: None,
-        ack: None,
-        processing_status: None,
         fellesformat,
+        ..Header::new(format, "")
     }
 }
 

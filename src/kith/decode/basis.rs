@@ -211,7 +211,6 @@ fn message_header(
         msg_type
     };
     Header {
-        format,
         msg_type,
         msg_type_text: root
             .at("Type")
@@ -219,15 +218,10 @@ fn message_header(
             .map(|d| d.trim().to_string()),
         msg_id: s(root, "MsgId"),
         gen_date: v_or_text(root, "GenDate"),
-        sender: None,
-        receiver: None,
-        copy_receivers: Vec::new(),
-        patient: None,
-        conversation: None,
-        ack: None,
         // Basismelding `Status` TEST (message for test purposes) is MsgHead's processing status T.
         processing_status: (root.v_at("Status") == Some("TEST")).then(|| "T".to_string()),
         fellesformat,
+        ..Header::new(format, "")
     }
 }
 

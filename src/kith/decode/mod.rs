@@ -70,19 +70,8 @@ pub fn decode(d: &Detected<'_>) -> Decoded {
 
 fn empty_header(format: Format, fellesformat: bool) -> Header {
     Header {
-        format,
-        msg_type: String::new(),
-        msg_type_text: None,
-        msg_id: None,
-        gen_date: None,
-        sender: None,
-        receiver: None,
-        copy_receivers: Vec::new(),
-        patient: None,
-        conversation: None,
-        ack: None,
-        processing_status: None,
         fellesformat,
+        ..Header::new(format, "")
     }
 }
 
