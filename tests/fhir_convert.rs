@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{each_at, strip_offset, Loss};
+use common::{each_at, each_org, strip_offset, Loss};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -459,24 +459,6 @@ fn fhir_round_trip_is_a_fixed_point_and_valid() {
 }
 
 // ---------------------------------------------------------------- (c) KITH → model → FHIR → model
-
-/// Every party of the message (header, body, copy receivers, care providers), top level only.
-fn each_org(m: &mut Message, f: &mut dyn FnMut(&mut Organisation)) {
-    let keys = [
-        "sender",
-        "receiver",
-        "requester",
-        "service_provider",
-        "party",
-        "copy_to",
-    ];
-    each_at(m, &keys, &mut |v| {
-        if let Ok(mut o) = serde_json::from_value::<Organisation>(v.clone()) {
-            f(&mut o);
-            *v = serde_json::to_value(o).unwrap();
-        }
-    });
-}
 
 /// Drop the address, telecom and type of organisation levels without name and identifier; such a
 /// level with a sub-unit is replaced by it. `true` when nothing is left.

@@ -18,7 +18,7 @@
 
 mod common;
 
-use common::{each_at, strip_offset, Loss};
+use common::{each_at, each_org, strip_offset, Loss};
 
 use std::collections::BTreeMap;
 
@@ -56,24 +56,6 @@ fn all_strings(m: &mut Message, f: fn(&mut String)) {
     let mut v = serde_json::to_value(&*m).unwrap();
     walk(&mut v, f);
     *m = serde_json::from_value(v).expect("model round-trips through serde");
-}
-
-/// Every party of the message (header, body, copy receivers, care providers), top level only.
-fn each_org(m: &mut Message, f: &mut dyn FnMut(&mut Organisation)) {
-    let keys = [
-        "sender",
-        "receiver",
-        "requester",
-        "service_provider",
-        "party",
-        "copy_to",
-    ];
-    each_at(m, &keys, &mut |v| {
-        if let Ok(mut o) = serde_json::from_value::<Organisation>(v.clone()) {
-            f(&mut o);
-            *v = serde_json::to_value(o).unwrap();
-        }
-    });
 }
 
 /// Losses of (a) KITH → FHIR → KITH, at the model level. KITH → model → KITH alone loses nothing

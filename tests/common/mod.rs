@@ -182,7 +182,7 @@ pub async fn post_xml(base: &str, body: Vec<u8>) -> reqwest::Response {
 
 // ---------------------------------------------------------------- model comparison (round trips)
 
-use kadgate::model::Message;
+use kadgate::model::{Message, Organisation};
 use serde_json::Value;
 
 /// A documented difference between the model before and after a round trip.
@@ -232,4 +232,22 @@ pub fn strip_offset(v: &mut String) {
     if v.len() == 16 {
         v.push_str(":00");
     }
+}
+
+/// Every party of the message (header, body, copy receivers, care providers), top level only.
+pub fn each_org(m: &mut Message, f: &mut dyn FnMut(&mut Organisation)) {
+    let keys = [
+        "sender",
+        "receiver",
+        "requester",
+        "service_provider",
+        "party",
+        "copy_to",
+    ];
+    each_at(m, &keys, &mut |v| {
+        if let Ok(mut o) = serde_json::from_value::<Organisation>(v.clone()) {
+            f(&mut o);
+            *v = serde_json::to_value(o).unwrap();
+        }
+    });
 }
