@@ -109,13 +109,18 @@ pub fn render_fhir(file: &str, o: &FhirOutcome) -> Rendered {
         None if o.disposition == Disposition::IncomingReceipt => "none",
         None => "fatal-error",
     };
-    let mut issues: Vec<&'static str> = o
+    // Each issue code once, in the order the findings first name it.
+    let mut issues: Vec<&'static str> = Vec::new();
+    for f in o
         .findings
         .iter()
         .filter(|f| f.severity >= Severity::Warning)
-        .map(|f| issue_type(&f.code))
-        .collect();
-    issues.dedup();
+    {
+        let code = issue_type(&f.code);
+        if !issues.contains(&code) {
+            issues.push(code);
+        }
+    }
     let json = FileReport {
         file: file.to_string(),
         well_formed,

@@ -95,24 +95,12 @@ fn fhir_reply(reply: Reply) -> Response {
             };
             fhir_body(status, headers, r.body)
         }
-        None => {
-            // An incoming response: recorded, not answered with a message.
-            let detail = reply.json.unwrap_or_default();
-            let findings: Value = serde_json::from_str::<Value>(&detail)
-                .ok()
-                .and_then(|v| v.get("findings").cloned())
-                .unwrap_or(Value::Array(Vec::new()));
-            let n = findings.as_array().map_or(0, Vec::len);
-            let oo = json!({
-                "resourceType": "OperationOutcome",
-                "issue": [{
-                    "severity": "information",
-                    "code": "informational",
-                    "diagnostics": format!("response recorded ({n} finding(s)); a response is never answered"),
-                }]
-            });
-            fhir_body(StatusCode::OK, headers, oo.to_string().into_bytes())
-        }
+        // An incoming response: recorded, answered with the stored informational OperationOutcome.
+        None => fhir_body(
+            StatusCode::OK,
+            headers,
+            reply.json.unwrap_or_default().into_bytes(),
+        ),
     }
 }
 

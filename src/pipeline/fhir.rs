@@ -108,11 +108,20 @@ impl Pipeline {
         correlates_to: Option<i64>,
         response: Option<NewReceipt>,
     ) -> NewMessage {
+        // A good incoming response is recorded, not answered with a message: the answer is this
+        // informational OperationOutcome, stored like every other answer (the findings are in the
+        // store with the message).
         let reply_json = (o.disposition == Disposition::IncomingReceipt).then(|| {
             serde_json::json!({
-                "status": "receipt",
-                "detail": "response recorded; a response is never answered",
-                "findings": o.findings,
+                "resourceType": "OperationOutcome",
+                "issue": [{
+                    "severity": "information",
+                    "code": "informational",
+                    "diagnostics": format!(
+                        "response recorded ({} finding(s)); a response is never answered",
+                        o.findings.len()
+                    ),
+                }]
             })
             .to_string()
         });
