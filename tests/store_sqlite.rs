@@ -52,6 +52,7 @@ fn message(key: Option<&str>) -> NewMessage {
         receipts: vec![receipt(0, tag), receipt(1, tag), receipt(2, tag)],
         reply_json: None,
         content_sha256: None,
+        effects: Default::default(),
     }
 }
 

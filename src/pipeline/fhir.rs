@@ -146,6 +146,7 @@ impl Pipeline {
             receipts: response.into_iter().collect(),
             reply_json,
             content_sha256: o.content_key.clone(),
+            effects: Default::default(),
         }
     }
 }

@@ -198,6 +198,7 @@ impl Pipeline {
             receipts,
             reply_json,
             content_sha256: None,
+            effects: Default::default(),
         };
         // Keep only what the answer needs; the message itself moves into the store.
         let fresh = fresh_reply(&new);

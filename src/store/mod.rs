@@ -13,7 +13,15 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod queue;
 pub mod sqlite;
+mod sqlite_queue;
+
+pub use queue::{
+    Ack, Attempt, CapacityReport, DecisionSource, Effects, NewAck, NewAlert, NewDecision,
+    NewOutbox, NewRoute, OutboxFilter, OutboxRow, OutboxState, StoredAlert, StoredDecision,
+    StoredRoute,
+};
 
 /// Which way a message travelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +90,9 @@ pub struct NewMessage {
     /// What identifies the content when a known dedup key comes again; None = [`content_sha256`]
     /// of `raw`. (FHIR uses the hash of the canonical JSON, so formatting does not count.)
     pub content_sha256: Option<String>,
+    /// Decision, route, outbox rows, receipt correlation and alerts recorded in the same
+    /// transaction — only when the message is stored as new.
+    pub effects: Effects,
 }
 
 /// A receipt as stored.
@@ -181,6 +192,46 @@ pub trait Store: Send + Sync + 'static {
     async fn list(&self, filter: &ListFilter) -> Result<Vec<MessageSummary>, StoreError>;
     /// Number of stored messages per status.
     async fn counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Record a later decision (an override) and what goes with it (a new business reply) for a
+    /// stored message, in one transaction.
+    async fn record_effects(&self, message_id: i64, effects: Effects) -> Result<(), StoreError>;
+    /// Every decision on a message, oldest first (the last one is current).
+    async fn decisions(&self, message_id: i64) -> Result<Vec<StoredDecision>, StoreError>;
+    /// Where a message was routed.
+    async fn routes(&self, message_id: i64) -> Result<Vec<StoredRoute>, StoreError>;
+    /// Beds held per unit key (referrals routed there whose current decision is `accepted`).
+    async fn beds_held(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Record a unit's own report of its free beds (replacing its previous one).
+    async fn report_capacity(&self, report: CapacityReport) -> Result<(), StoreError>;
+    async fn capacity_reports(&self) -> Result<Vec<CapacityReport>, StoreError>;
+
+    /// Lease up to `limit` due outbox rows for `lease_ms` (rows whose lease ran out — a crashed
+    /// worker's — are due again). Only the first pending row of each order key is handed out.
+    async fn lease_outbox(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError>;
+    /// Record a delivery attempt's result; `false` when `owner` had lost the lease (nothing recorded).
+    async fn record_attempt(
+        &self,
+        id: i64,
+        owner: &str,
+        attempt: Attempt,
+    ) -> Result<bool, StoreError>;
+    /// Put a dead or negatively answered row back in the queue; `false` when it is in no such state.
+    async fn retry_outbox(&self, id: i64, now_ms: i64) -> Result<bool, StoreError>;
+    /// Raise an alert for each delivered row whose receipt is overdue; the number newly raised.
+    async fn raise_overdue(&self, now_ms: i64) -> Result<usize, StoreError>;
+    async fn list_outbox(&self, filter: &OutboxFilter) -> Result<Vec<OutboxRow>, StoreError>;
+    async fn get_outbox(&self, id: i64) -> Result<Option<OutboxRow>, StoreError>;
+    /// Number of outbox rows per state.
+    async fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Alerts, newest first; `open_only` leaves out cleared ones.
+    async fn alerts(&self, open_only: bool, limit: i64) -> Result<Vec<StoredAlert>, StoreError>;
+
     /// Cheap liveness check of the database.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Finish pending writes and close; later calls fail with `Closed`.

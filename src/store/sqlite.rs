@@ -23,15 +23,18 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use super::sqlite_queue as q;
 use super::{
-    Direction, IngestOutcome, ListFilter, MessageSummary, NewMessage, Store, StoreError,
-    StoredMessage, StoredReceipt,
+    Attempt, CapacityReport, Direction, Effects, IngestOutcome, ListFilter, MessageSummary,
+    NewMessage, OutboxFilter, OutboxRow, Store, StoreError, StoredAlert, StoredDecision,
+    StoredMessage, StoredReceipt, StoredRoute,
 };
 
 /// Schema migrations, applied in order; the index + 1 is the schema version.
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0001_init.sql"),
     include_str!("migrations/sqlite/0002_content_hash.sql"),
+    include_str!("migrations/sqlite/0003_outbox.sql"),
 ];
 
 /// How long a connection waits for a lock held by another connection/process.
@@ -80,13 +83,73 @@ struct Counters {
     largest_batch: AtomicUsize,
 }
 
-type Reply = oneshot::Sender<Result<IngestOutcome, StoreError>>;
+/// One unit of work for the writer thread: runs inside the batch transaction (in its own
+/// savepoint), and is answered only after the batch committed.
+trait WriteJob: Send {
+    fn run(&mut self, conn: &Connection);
+    /// The batch did not commit: every job in it fails with this message.
+    fn fail(&mut self, message: &str);
+    fn answer(self: Box<Self>);
+}
 
-struct Job {
-    msg: NewMessage,
-    /// SHA-256 of `msg.raw`, hex; computed by the caller's task, not on the writer thread.
-    sha256: String,
-    reply: Reply,
+type Job = Box<dyn WriteJob>;
+
+/// A write returning `T` to an awaiting caller.
+struct Typed<T, F> {
+    context: &'static str,
+    work: Option<F>,
+    result: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> WriteJob for Typed<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> rusqlite::Result<T> + Send,
+{
+    fn run(&mut self, conn: &Connection) {
+        let Some(work) = self.work.take() else {
+            return;
+        };
+        self.result = Some(in_savepoint(conn, self.context, work));
+    }
+
+    fn fail(&mut self, message: &str) {
+        self.result = Some(Err(StoreError::Database(message.to_owned())));
+    }
+
+    fn answer(self: Box<Self>) {
+        let result = self.result.unwrap_or_else(|| {
+            Err(StoreError::Database(format!(
+                "{}: job was not run",
+                self.context
+            )))
+        });
+        let _ = self.reply.send(result);
+    }
+}
+
+/// Run `work` inside `SAVEPOINT job`: a failing job rolls back alone.
+fn in_savepoint<T>(
+    conn: &Connection,
+    context: &str,
+    work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> Result<T, StoreError> {
+    conn.execute_batch("SAVEPOINT job")
+        .map_err(|e| db_err("savepoint", e))?;
+    match work(conn) {
+        Ok(value) => {
+            conn.execute_batch("RELEASE job")
+                .map_err(|e| db_err("release savepoint", e))?;
+            Ok(value)
+        }
+        Err(e) => {
+            if let Err(rb) = conn.execute_batch("ROLLBACK TO job; RELEASE job") {
+                tracing::error!(error = %rb, "sqlite rollback to savepoint failed");
+            }
+            Err(db_err(context, e))
+        }
+    }
 }
 
 /// The SQLite store. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -215,6 +278,31 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Database(format!("{context}: reader task failed: {e}")))?
     }
+
+    /// Run `f` on the writer thread inside the next group-committed transaction; the answer comes
+    /// after the commit (fsync).
+    pub(crate) async fn write<T, F>(&self, context: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.check_open()?;
+        let sender = {
+            let guard = self.jobs.read().map_err(|_| StoreError::Closed)?;
+            guard.as_ref().cloned().ok_or(StoreError::Closed)?
+        };
+        let (reply, rx) = oneshot::channel();
+        let job: Job = Box::new(Typed {
+            context,
+            work: Some(f),
+            result: None,
+            reply,
+        });
+        sender.send(job).await.map_err(|_| StoreError::Closed)?;
+        drop(sender);
+        rx.await
+            .map_err(|_| StoreError::Database("store writer stopped before answering".into()))?
+    }
 }
 
 impl Drop for SqliteStore {
@@ -238,23 +326,13 @@ impl Drop for SqliteStore {
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn ingest(&self, msg: NewMessage) -> Result<IngestOutcome, StoreError> {
-        self.check_open()?;
-        let sender = {
-            let guard = self.jobs.read().map_err(|_| StoreError::Closed)?;
-            guard.as_ref().cloned().ok_or(StoreError::Closed)?
-        };
-        let (reply, rx) = oneshot::channel();
+        // Hash on the caller's task, not on the writer thread.
         let sha256 = msg
             .content_sha256
             .clone()
             .unwrap_or_else(|| super::content_sha256(&msg.raw));
-        sender
-            .send(Job { msg, sha256, reply })
+        self.write("store message", move |conn| ingest_one(conn, &msg, &sha256))
             .await
-            .map_err(|_| StoreError::Closed)?;
-        drop(sender);
-        rx.await
-            .map_err(|_| StoreError::Database("store writer stopped before answering".into()))?
     }
 
     async fn find_duplicate(&self, dedup_key: &str) -> Result<Option<IngestOutcome>, StoreError> {
@@ -378,6 +456,93 @@ impl Store for SqliteStore {
             rows.collect()
         })
         .await
+    }
+
+    async fn record_effects(&self, message_id: i64, effects: Effects) -> Result<(), StoreError> {
+        self.write("record decision", move |conn| {
+            q::insert_effects(conn, message_id, &effects)
+        })
+        .await
+    }
+
+    async fn decisions(&self, message_id: i64) -> Result<Vec<StoredDecision>, StoreError> {
+        self.read("read decisions", move |c| q::decisions(c, message_id))
+            .await
+    }
+
+    async fn routes(&self, message_id: i64) -> Result<Vec<StoredRoute>, StoreError> {
+        self.read("read routes", move |c| q::routes(c, message_id))
+            .await
+    }
+
+    async fn beds_held(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read("count beds", |c| q::beds_held(c)).await
+    }
+
+    async fn report_capacity(&self, report: CapacityReport) -> Result<(), StoreError> {
+        self.write("report capacity", move |c| q::report_capacity(c, &report))
+            .await
+    }
+
+    async fn capacity_reports(&self) -> Result<Vec<CapacityReport>, StoreError> {
+        self.read("read capacity", |c| q::capacity_reports(c)).await
+    }
+
+    async fn lease_outbox(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let owner = owner.to_owned();
+        self.write("lease outbox", move |c| {
+            q::lease(c, &owner, now_ms, lease_ms, limit)
+        })
+        .await
+    }
+
+    async fn record_attempt(
+        &self,
+        id: i64,
+        owner: &str,
+        attempt: Attempt,
+    ) -> Result<bool, StoreError> {
+        let owner = owner.to_owned();
+        self.write("record attempt", move |c| {
+            q::record_attempt(c, id, &owner, &attempt)
+        })
+        .await
+    }
+
+    async fn retry_outbox(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
+        self.write("retry outbox row", move |c| q::retry(c, id, now_ms))
+            .await
+    }
+
+    async fn raise_overdue(&self, now_ms: i64) -> Result<usize, StoreError> {
+        self.write("raise overdue", move |c| q::raise_overdue(c, now_ms))
+            .await
+    }
+
+    async fn list_outbox(&self, filter: &OutboxFilter) -> Result<Vec<OutboxRow>, StoreError> {
+        let filter = filter.clone();
+        self.read("list outbox", move |c| q::list_outbox(c, &filter))
+            .await
+    }
+
+    async fn get_outbox(&self, id: i64) -> Result<Option<OutboxRow>, StoreError> {
+        self.read("get outbox row", move |c| q::get_outbox(c, id))
+            .await
+    }
+
+    async fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read("count outbox", |c| q::outbox_counts(c)).await
+    }
+
+    async fn alerts(&self, open_only: bool, limit: i64) -> Result<Vec<StoredAlert>, StoreError> {
+        self.read("list alerts", move |c| q::alerts(c, open_only, limit))
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -565,12 +730,11 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<Job>, counters: &Counters) {
     counters.jobs.fetch_add(size as u64, Ordering::Relaxed);
     counters.largest_batch.fetch_max(size, Ordering::Relaxed);
 
-    let mut results: Vec<Result<IngestOutcome, StoreError>> = Vec::with_capacity(size);
     let committed = match conn.execute_batch("BEGIN IMMEDIATE") {
         Err(e) => Err(db_err("begin write transaction", e)),
         Ok(()) => {
-            for job in batch.iter() {
-                results.push(ingest_in_savepoint(conn, &job.msg, &job.sha256));
+            for job in batch.iter_mut() {
+                job.run(conn);
             }
             conn.execute_batch("COMMIT")
                 .map_err(|e| db_err("commit", e))
@@ -583,11 +747,8 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<Job>, counters: &Counters) {
             tracing::trace!(
                 batch = size,
                 elapsed_us = started.elapsed().as_micros() as u64,
-                "ingest batch committed"
+                "write batch committed"
             );
-            for (job, result) in batch.drain(..).zip(results) {
-                let _ = job.reply.send(result);
-            }
         }
         Err(e) => {
             counters.failed_batches.fetch_add(1, Ordering::Relaxed);
@@ -596,37 +757,18 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<Job>, counters: &Counters) {
                     tracing::error!(error = %rb, "sqlite rollback after failed batch failed");
                 }
             }
-            tracing::warn!(batch = size, error = %e, "ingest batch failed");
+            tracing::warn!(batch = size, error = %e, "write batch failed");
             let message = match &e {
                 StoreError::Database(m) => m.clone(),
                 other => other.to_string(),
             };
-            for job in batch.drain(..) {
-                let _ = job.reply.send(Err(StoreError::Database(message.clone())));
+            for job in batch.iter_mut() {
+                job.fail(&message);
             }
         }
     }
-}
-
-fn ingest_in_savepoint(
-    conn: &Connection,
-    msg: &NewMessage,
-    sha256: &str,
-) -> Result<IngestOutcome, StoreError> {
-    conn.execute_batch("SAVEPOINT job")
-        .map_err(|e| db_err("savepoint", e))?;
-    match ingest_one(conn, msg, sha256) {
-        Ok(outcome) => {
-            conn.execute_batch("RELEASE job")
-                .map_err(|e| db_err("release savepoint", e))?;
-            Ok(outcome)
-        }
-        Err(e) => {
-            if let Err(rb) = conn.execute_batch("ROLLBACK TO job; RELEASE job") {
-                tracing::error!(error = %rb, "sqlite rollback to savepoint failed");
-            }
-            Err(db_err("store message", e))
-        }
+    for job in batch.drain(..) {
+        job.answer();
     }
 }
 
@@ -697,6 +839,7 @@ fn ingest_one(
             ])?;
         }
     }
+    q::insert_effects(conn, id, &msg.effects)?;
     Ok(IngestOutcome::Stored { id })
 }
 
