@@ -532,3 +532,45 @@ fn what_cannot_be_answered_is_an_error() {
         Err(ReplyError::Kith(_))
     ));
 }
+
+#[test]
+fn a_patient_the_referral_did_not_identify_is_named_as_it_did() {
+    // `incomplete` because the patient lacks an identity number: the reply still goes out, naming
+    // the patient exactly as the referral did. It is plain R4 (kadgate's patient rule is what made
+    // the referral incomplete) and schema-valid KITH.
+    let schemas = SchemaSet::load(&common::standards().join("kith")).expect("KITH schemas load");
+    let referral = vignette("inc-no-identity.json");
+    let decision = decide(&ruleset(), &referral, today());
+    assert_eq!(decision.decision, DecisionKind::Incomplete);
+    let tmp = tempfile::tempdir().unwrap();
+    for format in [ReplyFormat::Dialogmelding11, ReplyFormat::Fhir] {
+        let c = Case {
+            name: format!("inc-no-identity / {format:?}"),
+            referral: referral.clone(),
+            decision: decision.clone(),
+            format,
+            id: msg_id(903),
+        };
+        let enc = encode(&c);
+        if format == ReplyFormat::Dialogmelding11 {
+            let report = schemas.validate(&enc.bytes);
+            assert!(report.schema_valid(), "{:?}", report.findings);
+        } else {
+            let value: Value = serde_json::from_slice(&enc.bytes).expect("JSON");
+            let opts = kadgate::fhir::validate::Options::r4();
+            let errors: Vec<_> = kadgate::fhir::validate::validate_with(&value, &opts)
+                .into_iter()
+                .filter(|f| f.severity == Severity::Error)
+                .collect();
+            assert!(errors.is_empty(), "{errors:?}");
+            let f = tmp.path().join("reply.json");
+            std::fs::write(&f, &enc.bytes).unwrap();
+            let verdict = common::oracle(&[f]).remove(0);
+            assert_eq!(verdict["valid"], true, "{}", verdict["issues"]);
+        }
+        let back = read(&enc.bytes);
+        let p = back.patient().expect("the patient is named");
+        assert!(p.has_name() && p.idents.is_empty(), "{}", c.name);
+        assert!(note(&enc).starts_with(LEAD));
+    }
+}
