@@ -14,6 +14,7 @@
 //! - [`check`]    the whole check of one message → findings + the receipt decision (no I/O)
 //! - [`config`]   TOML → typed config, checked once, every problem at once
 //! - [`rules`]    admission rule sets (TOML, versioned) and the decision on a referral, with NEWS2
+//! - [`reply`]    the business reply telling a referrer the admission decision (Dialogmelding 1.1 / FHIR)
 //! - [`store`]    the `Store` trait and its SQLite implementation (group commit)
 //! - [`pipeline`] receive → check → store → receipt, shared by every source
 //! - [`http`]     the HTTP API (axum)
@@ -33,6 +34,7 @@ pub mod ident;
 pub mod kith;
 pub mod model;
 pub mod pipeline;
+pub mod reply;
 pub mod report;
 pub mod rules;
 pub mod server;
