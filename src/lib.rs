@@ -14,6 +14,7 @@
 //! - [`check`]    the whole check of one message → findings + the receipt decision (no I/O)
 //! - [`config`]   TOML → typed config, checked once, every problem at once
 //! - [`rules`]    admission rule sets (TOML, versioned) and the decision on a referral, with NEWS2
+//! - [`delivery`] transports (HTTP(S) with mutual TLS, drop folder), retry backoff, circuit breakers
 //! - [`store`]    the `Store` trait and its SQLite implementation (group commit)
 //! - [`pipeline`] receive → check → store → receipt, shared by every source
 //! - [`http`]     the HTTP API (axum)
@@ -25,6 +26,7 @@ pub mod check;
 pub mod config;
 pub mod conformance;
 pub mod convert;
+pub mod delivery;
 pub mod dropfolder;
 pub mod fhir;
 pub mod finding;
