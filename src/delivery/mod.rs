@@ -25,6 +25,6 @@ pub use breaker::{
     SystemClock,
 };
 pub use transport::{
-    build, FailureKind, FolderTransport, HttpClients, HttpSettings, HttpTransport, Outgoing,
-    Response, Transport, TransportConfig, TransportError,
+    build, build_with, file_extension, FailureKind, FolderTransport, HttpClients, HttpSettings,
+    HttpTransport, Outgoing, Response, Transport, TransportConfig, TransportError,
 };

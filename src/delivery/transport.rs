@@ -193,7 +193,8 @@ pub enum TransportConfig {
 }
 
 /// Build a transport from plain settings, sharing HTTP clients through [`HttpClients::shared`].
-/// Certificate files are read here, once; a problem with them is a `Config` error.
+/// Certificate files are read here, once (blocking file reads: call it at start or when the
+/// directory of parties is reloaded, not per send); a problem with them is a `Config` error.
 pub fn build(config: &TransportConfig) -> Result<Box<dyn Transport>, TransportError> {
     build_with(config, HttpClients::shared())
 }
@@ -277,7 +278,9 @@ impl fmt::Debug for HttpSettings {
 
 /// The HTTP clients in use, one per (client identity, trusted CA): a client holds a connection
 /// pool and a TLS configuration, both expensive to make, so every destination with the same TLS
-/// material shares one. Cheap to clone (shared inside).
+/// material shares one. Cheap to clone (shared inside). Pooled connections belong to the tokio
+/// runtime that opened them: a program (or test) that starts several runtimes gives each its own
+/// `HttpClients` rather than the process-wide [`HttpClients::shared`].
 #[derive(Clone, Default)]
 pub struct HttpClients {
     inner: Arc<Mutex<HashMap<[u8; 32], reqwest::Client>>>,
