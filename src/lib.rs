@@ -15,6 +15,7 @@
 //! - [`config`]   TOML → typed config, checked once, every problem at once
 //! - [`rules`]    admission rule sets (TOML, versioned) and the decision on a referral, with NEWS2
 //! - [`reply`]    the business reply telling a referrer the admission decision (Dialogmelding 1.1 / FHIR)
+//! - [`delivery`] transports (HTTP(S) with mutual TLS, drop folder), retry backoff, circuit breakers
 //! - [`store`]    the `Store` trait and its SQLite implementation (group commit)
 //! - [`pipeline`] receive → check → store → receipt, shared by every source
 //! - [`http`]     the HTTP API (axum)
@@ -26,6 +27,7 @@ pub mod check;
 pub mod config;
 pub mod conformance;
 pub mod convert;
+pub mod delivery;
 pub mod dropfolder;
 pub mod fhir;
 pub mod finding;

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod tls;
+
 pub fn standards() -> PathBuf {
     match std::env::var_os("KADGATE_STANDARDS_DIR") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
