@@ -14,6 +14,8 @@
 //! - [`check`]    the whole check of one message → findings + the receipt decision (no I/O)
 //! - [`config`]   TOML → typed config, checked once, every problem at once
 //! - [`rules`]    admission rule sets (TOML, versioned) and the decision on a referral, with NEWS2
+//! - [`registry`] the directory of parties (KAD units, GPs, GP register, …): file-backed, cached
+//! - [`routing`]  the routing choice: patient's municipality → KAD unit, capacity, alternative
 //! - [`store`]    the `Store` trait and its SQLite implementation (group commit)
 //! - [`pipeline`] receive → check → store → receipt, shared by every source
 //! - [`http`]     the HTTP API (axum)
@@ -33,7 +35,9 @@ pub mod ident;
 pub mod kith;
 pub mod model;
 pub mod pipeline;
+pub mod registry;
 pub mod report;
+pub mod routing;
 pub mod rules;
 pub mod server;
 pub mod store;
