@@ -526,11 +526,20 @@ fn summary(r: &Route) -> String {
     s
 }
 
+/// (name, referral, policy, capacity by unit HER-id (others have room), expected [`summary`]).
+type RoutingCase = (
+    &'static str,
+    Message,
+    RoutingPolicy,
+    Vec<(&'static str, Capacity)>,
+    &'static str,
+);
+
 #[test]
 fn the_routing_table() {
     let dflt = RoutingPolicy::default;
     #[rustfmt::skip]
-    let cases: Vec<(&str, Message, RoutingPolicy, Vec<(&str, Capacity)>, &str)> = vec![
+    let cases: Vec<RoutingCase> = vec![
         ("address municipality", referral(Some("990001"), address(Some("3298"), Some("0661"))), dflt(), vec![],
          "route.catchment 990003 3298/address"),
         ("address municipality, second of a shared unit", referral(None, address(Some("3299"), None)), dflt(), vec![],
@@ -911,4 +920,69 @@ fn routing_works_through_the_cache() {
     let s = c.stats();
     assert_eq!(s.misses, 2, "postcode and unit asked once each");
     assert_eq!(s.hits, 4);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The schema and the checker agree.
+
+#[test]
+fn the_schema_lists_what_the_checker_accepts() {
+    let text = std::fs::read_to_string(root().join("schemas/registry.schema.json"))
+        .expect("schema readable");
+    let schema: serde_json::Value = serde_json::from_str(&text).expect("schema is JSON");
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .expect("an enum")
+            .iter()
+            .map(|x| x.as_str().expect("a name").to_string())
+            .collect()
+    };
+    let with_format = |f: &str| {
+        FileDirectory::parse(
+            &format!("{BASE}[[parties]]\nher_id = \"990020\"\nkind = \"legevakt\"\nname = \"L\"\nformats = [\"{f}\"]\n"),
+            "t.toml",
+        )
+    };
+    let formats = names(&schema["$defs"]["format"]["enum"]);
+    assert!(formats.len() >= 10);
+    for f in &formats {
+        assert!(with_format(f).is_ok(), "schema format {f} is refused");
+    }
+    for f in ["msg-head12", "app-rec10", "app-rec11", "henvisning21"] {
+        assert!(
+            with_format(f).is_err(),
+            "{f} is accepted but not in the schema"
+        );
+    }
+    let kinds = names(&schema["$defs"]["party"]["properties"]["kind"]["enum"]);
+    for k in &kinds {
+        let text = format!(
+            "{BASE}[[parties]]\nher_id = \"990020\"\nkind = \"{k}\"\nname = \"P\"\nmunicipality = \"0301\"\n"
+        );
+        assert!(
+            FileDirectory::parse(&text, "t.toml").is_ok(),
+            "kind {k} refused"
+        );
+    }
+    assert_eq!(kinds.len(), 6, "every kind but kad-unit");
+    let top: Vec<&String> = schema["properties"]
+        .as_object()
+        .expect("properties")
+        .keys()
+        .collect();
+    let empty = |k: &str| match k {
+        "title" => "title = \"t\"\n",
+        "postcodes" => "[postcodes]\n",
+        "kad_units" => "kad_units = []\n",
+        "parties" => "parties = []\n",
+        "gp_lists" => "gp_lists = []\n",
+        other => panic!("schema key {other} has no case here"),
+    };
+    for k in top {
+        assert!(
+            FileDirectory::parse(empty(k), "t.toml").is_ok(),
+            "{k} refused"
+        );
+    }
+    assert!(FileDirectory::parse("colour = 1\n", "t.toml").is_err());
 }

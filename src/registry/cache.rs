@@ -135,7 +135,13 @@ impl<D: Directory> Cached<D> {
         &self.inner
     }
 
-    async fn get<K, V, F>(&self, table: &Table<K, V>, key: K, fetch: F) -> Result<V, RegistryError>
+    /// The cached answer for `key`, else what `fetch` gets (made only when the register is asked).
+    async fn get<K, V, F>(
+        &self,
+        table: &Table<K, V>,
+        key: K,
+        fetch: impl FnOnce() -> F,
+    ) -> Result<V, RegistryError>
     where
         K: Hash + Eq,
         V: Clone,
@@ -150,7 +156,7 @@ impl<D: Directory> Cached<D> {
             Some((_, v)) => Some(v.clone()),
             None => None,
         };
-        match fetch.await {
+        match fetch().await {
             Ok(v) => {
                 self.misses.fetch_add(1, Ordering::Relaxed);
                 let at = (self.clock)();
@@ -199,12 +205,13 @@ impl<D: Directory> Cached<D> {
 #[async_trait::async_trait]
 impl<D: Directory> Directory for Cached<D> {
     async fn kad_units(&self) -> Result<Vec<KadUnit>, RegistryError> {
-        self.get(&self.units, (), self.inner.kad_units()).await
+        self.get(&self.units, (), || self.inner.kad_units()).await
     }
 
     async fn kad_unit(&self, her_id: &str) -> Result<Option<KadUnit>, RegistryError> {
         let key = her_id.trim().to_string();
-        self.get(&self.unit, key, self.inner.kad_unit(her_id)).await
+        self.get(&self.unit, key, || self.inner.kad_unit(her_id))
+            .await
     }
 
     async fn unit_for_municipality(
@@ -212,13 +219,16 @@ impl<D: Directory> Directory for Cached<D> {
         kommunenr: &str,
     ) -> Result<Option<KadUnit>, RegistryError> {
         let key = kommunenr.trim().to_string();
-        let fetch = self.inner.unit_for_municipality(kommunenr);
-        self.get(&self.by_municipality, key, fetch).await
+        self.get(&self.by_municipality, key, || {
+            self.inner.unit_for_municipality(kommunenr)
+        })
+        .await
     }
 
     async fn party(&self, her_id: &str) -> Result<Option<Party>, RegistryError> {
         let key = her_id.trim().to_string();
-        self.get(&self.party, key, self.inner.party(her_id)).await
+        self.get(&self.party, key, || self.inner.party(her_id))
+            .await
     }
 
     async fn gp_for_patient(
@@ -227,14 +237,16 @@ impl<D: Directory> Directory for Cached<D> {
         on: NaiveDate,
     ) -> Result<Option<GpAssignment>, RegistryError> {
         let key = (nin.trim().to_string(), on);
-        self.get(&self.gp, key, self.inner.gp_for_patient(nin, on))
+        self.get(&self.gp, key, || self.inner.gp_for_patient(nin, on))
             .await
     }
 
     async fn home_nursing(&self, kommunenr: &str) -> Result<Option<Party>, RegistryError> {
         let key = kommunenr.trim().to_string();
-        let fetch = self.inner.home_nursing(kommunenr);
-        self.get(&self.home_nursing, key, fetch).await
+        self.get(&self.home_nursing, key, || {
+            self.inner.home_nursing(kommunenr)
+        })
+        .await
     }
 
     async fn municipality_for_postcode(
@@ -242,7 +254,9 @@ impl<D: Directory> Directory for Cached<D> {
         postcode: &str,
     ) -> Result<Option<String>, RegistryError> {
         let key = postcode.trim().to_string();
-        let fetch = self.inner.municipality_for_postcode(postcode);
-        self.get(&self.postcode, key, fetch).await
+        self.get(&self.postcode, key, || {
+            self.inner.municipality_for_postcode(postcode)
+        })
+        .await
     }
 }
