@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -620,64 +620,11 @@ fn the_routing_table() {
     assert_eq!(seen, ROUTE_CODES.into_iter().collect());
 }
 
-/// A directory that fails every lookup, and one that fails only the postcode register.
-struct Down {
-    only_postcodes: bool,
-    inner: FileDirectory,
-}
-
-fn down() -> RegistryError {
-    RegistryError::Unavailable {
-        register: "test".into(),
-        reason: "down".into(),
-    }
-}
-
-#[async_trait::async_trait]
-impl Directory for Down {
-    async fn kad_units(&self) -> Result<Vec<KadUnit>, RegistryError> {
-        Err(down())
-    }
-    async fn kad_unit(&self, her_id: &str) -> Result<Option<KadUnit>, RegistryError> {
-        if self.only_postcodes {
-            return self.inner.kad_unit(her_id).await;
-        }
-        Err(down())
-    }
-    async fn unit_for_municipality(&self, m: &str) -> Result<Option<KadUnit>, RegistryError> {
-        if self.only_postcodes {
-            return self.inner.unit_for_municipality(m).await;
-        }
-        Err(down())
-    }
-    async fn party(&self, her_id: &str) -> Result<Option<Party>, RegistryError> {
-        if self.only_postcodes {
-            return self.inner.party(her_id).await;
-        }
-        Err(down())
-    }
-    async fn gp_for_patient(
-        &self,
-        _: &str,
-        _: NaiveDate,
-    ) -> Result<Option<GpAssignment>, RegistryError> {
-        Err(down())
-    }
-    async fn home_nursing(&self, _: &str) -> Result<Option<Party>, RegistryError> {
-        Err(down())
-    }
-    async fn municipality_for_postcode(&self, _: &str) -> Result<Option<String>, RegistryError> {
-        Err(down())
-    }
-}
-
 #[test]
 fn a_register_that_is_down_is_an_error_not_a_route() {
     let runtime = rt();
-    let all_down = Down {
-        only_postcodes: false,
-        inner: FileDirectory::demo(),
-    };
+    let all_down = Fake::new();
+    all_down.failing.store(true, Ordering::SeqCst);
     let msg = referral(Some("990001"), address(Some("0301"), None));
     let e = runtime
         .block_on(route(
@@ -689,10 +636,10 @@ fn a_register_that_is_down_is_an_error_not_a_route() {
         .expect_err("down");
     assert_eq!(e, down());
     // The address municipality needs no postcode lookup: a postcode register outage does not matter.
-    let postcodes_down = Down {
-        only_postcodes: true,
-        inner: FileDirectory::demo(),
-    };
+    let postcodes_down = Fake::new();
+    postcodes_down
+        .postcodes_failing
+        .store(true, Ordering::SeqCst);
     let r = runtime
         .block_on(route(
             &postcodes_down,
@@ -717,19 +664,29 @@ fn a_register_that_is_down_is_an_error_not_a_route() {
 // ---------------------------------------------------------------------------------------------
 // The cache.
 
-/// Counts the lookups that reach it; fails while `failing` is set.
-struct Counting {
-    inner: FileDirectory,
-    calls: AtomicUsize,
-    failing: std::sync::atomic::AtomicBool,
+fn down() -> RegistryError {
+    RegistryError::Unavailable {
+        register: "test".into(),
+        reason: "down".into(),
+    }
 }
 
-impl Counting {
-    fn new() -> Counting {
-        Counting {
+/// The demo directory behind a fake register: counts the lookups that reach it, fails all of
+/// them while `failing` is set, and the postcode lookups while `postcodes_failing` is.
+struct Fake {
+    inner: FileDirectory,
+    calls: AtomicUsize,
+    failing: AtomicBool,
+    postcodes_failing: AtomicBool,
+}
+
+impl Fake {
+    fn new() -> Fake {
+        Fake {
             inner: FileDirectory::demo(),
             calls: AtomicUsize::new(0),
-            failing: std::sync::atomic::AtomicBool::new(false),
+            failing: AtomicBool::new(false),
+            postcodes_failing: AtomicBool::new(false),
         }
     }
     fn hit(&self) -> Result<(), RegistryError> {
@@ -743,7 +700,7 @@ impl Counting {
 }
 
 #[async_trait::async_trait]
-impl Directory for Counting {
+impl Directory for Fake {
     async fn kad_units(&self) -> Result<Vec<KadUnit>, RegistryError> {
         self.hit()?;
         self.inner.kad_units().await
@@ -774,6 +731,9 @@ impl Directory for Counting {
     }
     async fn municipality_for_postcode(&self, p: &str) -> Result<Option<String>, RegistryError> {
         self.hit()?;
+        if self.postcodes_failing.load(Ordering::SeqCst) {
+            return Err(down());
+        }
         self.inner.municipality_for_postcode(p).await
     }
 }
@@ -791,7 +751,7 @@ fn manual_clock() -> (Arc<AtomicU64>, kadgate::registry::Clock) {
 #[test]
 fn the_cache_keeps_answers_for_their_time_to_live() {
     let (offset, clock) = manual_clock();
-    let c = Cached::with_clock(Counting::new(), Duration::from_secs(60), clock);
+    let c = Cached::with_clock(Fake::new(), Duration::from_secs(60), clock);
     let calls = || c.inner().calls.load(Ordering::SeqCst);
     rt().block_on(async {
         let a = c.unit_for_municipality("0301").await.expect("lookup");
@@ -833,7 +793,7 @@ fn the_cache_keeps_answers_for_their_time_to_live() {
 #[test]
 fn the_cache_serves_the_last_good_answer_when_the_register_fails() {
     let (offset, clock) = manual_clock();
-    let c = Cached::with_clock(Counting::new(), Duration::from_secs(60), clock);
+    let c = Cached::with_clock(Fake::new(), Duration::from_secs(60), clock);
     rt().block_on(async {
         let good = c
             .gp_for_patient("30014500282", day("2026-03-03"))
@@ -887,8 +847,7 @@ fn the_cache_serves_the_last_good_answer_when_the_register_fails() {
 #[test]
 fn the_cache_stays_within_its_bound() {
     let (offset, clock) = manual_clock();
-    let c =
-        Cached::with_clock(Counting::new(), Duration::from_secs(60), clock).with_max_entries(10);
+    let c = Cached::with_clock(Fake::new(), Duration::from_secs(60), clock).with_max_entries(10);
     rt().block_on(async {
         for n in 0..25 {
             offset.fetch_add(1, Ordering::SeqCst);
