@@ -29,6 +29,8 @@ pub struct Config {
     pub organisations: Vec<OrganisationConfig>,
     /// Per-sender policies.
     pub senders: Vec<SenderConfig>,
+    /// How referrals are routed when the patient's address gives no municipality.
+    pub routing: crate::routing::RoutingPolicy,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -327,6 +329,7 @@ pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Confi
             "log",
             "organisations",
             "senders",
+            "routing",
         ]
         .contains(&key.as_str())
         {
@@ -354,6 +357,7 @@ pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Confi
     section!("log", log);
     array_section!("organisations", organisations);
     array_section!("senders", senders);
+    section!("routing", routing);
 
     semantic_checks(&cfg, &mut problems);
     place_problems(&doc, text, &mut problems);
@@ -489,6 +493,15 @@ fn semantic_checks(cfg: &Config, problems: &mut Vec<Problem>) {
             path: "log.format".into(),
             message: "must be \"text\" or \"json\"".into(),
         });
+    }
+    if let Some(m) = cfg.routing.default_municipality.as_deref() {
+        if !crate::registry::valid_municipality(m) {
+            problems.push(Problem {
+                line: None,
+                path: "routing.default_municipality".into(),
+                message: format!("{m:?} is not a municipality number (four digits)"),
+            });
+        }
     }
     let mut seen = std::collections::HashMap::new();
     for (i, o) in cfg.organisations.iter().enumerate() {
@@ -674,6 +687,31 @@ mod tests {
         );
         assert!(lines.iter().any(|(_, p)| p == "server.listen"), "{lines:?}");
         assert_eq!(err.problems.len(), 6, "{:?}", err.problems);
+    }
+
+    #[test]
+    fn routing_policy_is_read_and_checked() {
+        let c = parse(
+            "[routing]\ndefault_municipality = \"0301\"\nuse_referrer_municipality = false\n",
+            "t.toml",
+            None,
+        )
+        .expect("valid");
+        assert_eq!(c.routing.default_municipality.as_deref(), Some("0301"));
+        assert!(!c.routing.use_referrer_municipality);
+        assert!(Config::demo().routing.use_referrer_municipality);
+        let err = parse(
+            "[routing]\ndefault_municipality = \"301\"\n",
+            "t.toml",
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert_eq!(err.problems[0].path, "routing.default_municipality");
+        assert_eq!(err.problems[0].line, Some(2));
+        let err = parse("[routing]\ncolour = 1\n", "t.toml", None).unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert!(err.problems[0].message.contains("colour"), "{err}");
     }
 
     #[test]

@@ -16,6 +16,9 @@
 //! - [`rules`]    admission rule sets (TOML, versioned) and the decision on a referral, with NEWS2
 //! - [`reply`]    the business reply telling a referrer the admission decision (Dialogmelding 1.1 / FHIR)
 //! - [`delivery`] transports (HTTP(S) with mutual TLS, drop folder), retry backoff, circuit breakers
+//! - [`registry`] the directory of parties (KAD units, GPs, GP register, …): file-backed, cached
+//! - [`routing`]  the routing choice: patient's municipality → KAD unit, capacity, alternative
+//! - [`admission`] route, decide and plan a received referral (decision, outbox rows)
 //! - [`store`]    the `Store` trait and its SQLite implementation (group commit)
 //! - [`pipeline`] receive → check → store → receipt, shared by every source
 //! - [`http`]     the HTTP API (axum)
@@ -23,6 +26,7 @@
 //! - [`server`]   wiring: store + schemas + listener + shutdown
 #![forbid(clippy::undocumented_unsafe_blocks)]
 
+pub mod admission;
 pub mod check;
 pub mod config;
 pub mod conformance;
@@ -36,8 +40,10 @@ pub mod ident;
 pub mod kith;
 pub mod model;
 pub mod pipeline;
+pub mod registry;
 pub mod reply;
 pub mod report;
+pub mod routing;
 pub mod rules;
 pub mod server;
 pub mod store;
