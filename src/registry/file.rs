@@ -884,7 +884,13 @@ fn locate(doc: &toml_edit::ImDocument<&str>, text: &str, path: &str) -> Option<u
         }
         node = n;
     }
-    best.map(|r| text[..r.start.min(text.len())].matches('\n').count() + 1)
+    best.map(|r| {
+        text.as_bytes()[..r.start.min(text.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    })
 }
 
 #[async_trait::async_trait]
