@@ -396,10 +396,10 @@ fn every_problem_is_reported_with_its_line() {
 #[test]
 fn problems_never_repeat_an_identity_number() {
     let text = format!(
-        "{BASE}[[gp_lists]]\ngp = \"990011\"\npatients = [\n  {{ nin = \"{BAD_NIN}\", from = \"2020-01-01\" }},\n  {{ nin = \"13057400190\", from = \"2020-01-01\" }},\n  {{ nin = \"13057400190\", from = \"2021-01-01\" }},\n]\n"
+        "{BASE}[[gp_lists]]\ngp = \"990011\"\npatients = [\n  {{ nin = \"{BAD_NIN}\", from = \"2020-01-01\" }},\n  {{ nin = \"13057400190\", from = \"2020-01-01\" }},\n  {{ nin = \"13057400190\", from = \"2021-01-01\" }},\n  {{ nin = 13057400190, from = \"2021-01-01\" }},\n]\n"
     );
-    let err = FileDirectory::parse(&text, "t.toml").expect_err("two problems");
-    assert_eq!(err.problems.len(), 2, "{err}");
+    let err = FileDirectory::parse(&text, "t.toml").expect_err("three problems");
+    assert_eq!(err.problems.len(), 3, "{err}");
     let shown = format!("{err} {err:?}");
     assert!(
         !shown.contains(BAD_NIN) && !shown.contains("13057400190"),
