@@ -218,14 +218,29 @@ pub async fn route(
         );
         return Ok(route(unit, true, None, ROUTE_FULL, en, no));
     }
-    let en = format!(
-        "{name}, which serves municipality {municipality} ({from_en}), is full and has no \
-         alternative unit; the unit must decide."
-    );
-    let no = format!(
-        "{name}, som betjener kommune {municipality} ({from_no}), er full og har ingen \
-         alternativ enhet; enheten må avgjøre."
-    );
+    let (en, no) = match unit.alternative.as_deref() {
+        // Named in the directory's data but not found there now (the register changed).
+        Some(her) => (
+            format!(
+                "{name}, which serves municipality {municipality} ({from_en}), is full, and its \
+                 alternative (HER-id {her}) is not in the directory; the unit must decide."
+            ),
+            format!(
+                "{name}, som betjener kommune {municipality} ({from_no}), er full, og alternativet \
+                 (HER-id {her}) finnes ikke i adresseregisteret; enheten må avgjøre."
+            ),
+        ),
+        None => (
+            format!(
+                "{name}, which serves municipality {municipality} ({from_en}), is full and has no \
+                 alternative unit; the unit must decide."
+            ),
+            format!(
+                "{name}, som betjener kommune {municipality} ({from_no}), er full og har ingen \
+                 alternativ enhet; enheten må avgjøre."
+            ),
+        ),
+    };
     Ok(route(unit, true, None, ROUTE_FULL, en, no))
 }
 

@@ -396,10 +396,10 @@ fn every_problem_is_reported_with_its_line() {
 #[test]
 fn problems_never_repeat_an_identity_number() {
     let text = format!(
-        "{BASE}[[gp_lists]]\ngp = \"990011\"\npatients = [\n  {{ nin = \"{BAD_NIN}\", from = \"2020-01-01\" }},\n  {{ nin = \"13057400190\", from = \"2020-01-01\" }},\n  {{ nin = \"13057400190\", from = \"2021-01-01\" }},\n]\n"
+        "{BASE}[[gp_lists]]\ngp = \"990011\"\npatients = [\n  {{ nin = \"{BAD_NIN}\", from = \"2020-01-01\" }},\n  {{ nin = \"13057400190\", from = \"2020-01-01\" }},\n  {{ nin = \"13057400190\", from = \"2021-01-01\" }},\n  {{ nin = 13057400190, from = \"2021-01-01\" }},\n]\n"
     );
-    let err = FileDirectory::parse(&text, "t.toml").expect_err("two problems");
-    assert_eq!(err.problems.len(), 2, "{err}");
+    let err = FileDirectory::parse(&text, "t.toml").expect_err("three problems");
+    assert_eq!(err.problems.len(), 3, "{err}");
     let shown = format!("{err} {err:?}");
     assert!(
         !shown.contains(BAD_NIN) && !shown.contains("13057400190"),
@@ -661,6 +661,21 @@ fn a_register_that_is_down_is_an_error_not_a_route() {
         .is_err());
 }
 
+#[test]
+fn an_alternative_gone_from_the_register_keeps_the_full_unit() {
+    let d = Fake::new();
+    d.units_gone.store(true, Ordering::SeqCst);
+    let msg = referral(None, address(Some("0301"), None));
+    let r = rt()
+        .block_on(route(&d, &msg, &|_| full(), &RoutingPolicy::default()))
+        .expect("route");
+    assert_eq!(summary(&r), "route.full 990002 0301/address full");
+    assert!(
+        r.reason_en.contains("990004") && r.reason_no.contains("990004"),
+        "{r:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // The cache.
 
@@ -672,12 +687,14 @@ fn down() -> RegistryError {
 }
 
 /// The demo directory behind a fake register: counts the lookups that reach it, fails all of
-/// them while `failing` is set, and the postcode lookups while `postcodes_failing` is.
+/// them while `failing` is set, and the postcode lookups while `postcodes_failing` is; while
+/// `units_gone` is set it knows no KAD unit by HER-id (the register changed under the data).
 struct Fake {
     inner: FileDirectory,
     calls: AtomicUsize,
     failing: AtomicBool,
     postcodes_failing: AtomicBool,
+    units_gone: AtomicBool,
 }
 
 impl Fake {
@@ -687,6 +704,7 @@ impl Fake {
             calls: AtomicUsize::new(0),
             failing: AtomicBool::new(false),
             postcodes_failing: AtomicBool::new(false),
+            units_gone: AtomicBool::new(false),
         }
     }
     fn hit(&self) -> Result<(), RegistryError> {
@@ -707,6 +725,9 @@ impl Directory for Fake {
     }
     async fn kad_unit(&self, her_id: &str) -> Result<Option<KadUnit>, RegistryError> {
         self.hit()?;
+        if self.units_gone.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
         self.inner.kad_unit(her_id).await
     }
     async fn unit_for_municipality(&self, m: &str) -> Result<Option<KadUnit>, RegistryError> {

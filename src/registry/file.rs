@@ -91,10 +91,11 @@ struct RawGpList {
     patients: Vec<RawListing>,
 }
 
-/// One patient on a GP's list. Dates are TOML dates or `YYYY-MM-DD` strings.
+/// One patient on a GP's list. Dates are TOML dates or `YYYY-MM-DD` strings. `nin` is read as
+/// any value so that a wrong type is reported without serde quoting the number.
 #[derive(Deserialize)]
 struct RawListing {
-    nin: String,
+    nin: toml::Value,
     from: toml::Value,
     #[serde(default)]
     to: Option<toml::Value>,
@@ -429,7 +430,13 @@ impl FileDirectory {
         }
         for (j, l) in raw.patients.into_iter().enumerate() {
             let pat = format!("{at}.patients[{j}]");
-            let nin = l.nin.trim().to_string();
+            let Some(nin) = l.nin.as_str().map(|n| n.trim().to_string()) else {
+                problems.push(problem(
+                    format!("{pat}.nin"),
+                    "must be a string (the identity number in quotes)",
+                ));
+                continue;
+            };
             if let Err(e) = parse_person_number(&nin) {
                 // Never the number itself: only where it is and what is wrong.
                 problems.push(problem(
@@ -884,7 +891,13 @@ fn locate(doc: &toml_edit::ImDocument<&str>, text: &str, path: &str) -> Option<u
         }
         node = n;
     }
-    best.map(|r| text[..r.start.min(text.len())].matches('\n').count() + 1)
+    best.map(|r| {
+        text.as_bytes()[..r.start.min(text.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    })
 }
 
 #[async_trait::async_trait]
