@@ -29,8 +29,22 @@ pub struct Config {
     pub organisations: Vec<OrganisationConfig>,
     /// Per-sender policies.
     pub senders: Vec<SenderConfig>,
-    /// How referrals are routed when the patient's address gives no municipality.
+    /// Deciding and routing referrals.
+    pub admission: crate::admission::AdmissionConfig,
+    /// Finding the patient's municipality when the referral does not say.
     pub routing: crate::routing::RoutingPolicy,
+    /// Outbox workers: retries, circuit breakers, leases.
+    pub delivery: crate::delivery::worker::DeliveryConfig,
+    pub api: ApiConfig,
+}
+
+/// `[api]`: access to the endpoints that change things or show clinical content.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Bearer token for overrides, retries, capacity reports and clinical reads (until user
+    /// accounts exist). None = those endpoints answer 403.
+    pub operator_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -330,6 +344,9 @@ pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Confi
             "organisations",
             "senders",
             "routing",
+            "admission",
+            "delivery",
+            "api",
         ]
         .contains(&key.as_str())
         {
@@ -358,6 +375,9 @@ pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Confi
     array_section!("organisations", organisations);
     array_section!("senders", senders);
     section!("routing", routing);
+    section!("admission", admission);
+    section!("delivery", delivery);
+    section!("api", api);
 
     semantic_checks(&cfg, &mut problems);
     place_problems(&doc, text, &mut problems);
@@ -614,6 +634,11 @@ impl Config {
         fix(&mut self.server.data_dir);
         if let Some(s) = self.standards_dir.as_mut() {
             fix(s);
+        }
+        fix(&mut self.admission.ruleset);
+        fix(&mut self.admission.registry);
+        for p in self.admission.unit_rulesets.values_mut() {
+            fix(p);
         }
     }
 

@@ -13,11 +13,17 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use std::collections::HashMap;
+
+use crate::admission::Admission;
 use crate::check::Rules;
 use crate::config::Config;
+use crate::delivery::worker::Worker;
 use crate::dropfolder::DropFolder;
 use crate::http::{router, AppState};
 use crate::pipeline::Pipeline;
+use crate::registry::{Cached, Directory, FileDirectory};
+use crate::rules::RuleSet;
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::Store;
 use crate::xsd::SchemaSet;
@@ -51,12 +57,16 @@ impl Gateway {
         )?;
         let store: Arc<dyn Store> = Arc::new(store);
         let rules = Arc::new(Rules::from_config(&config));
-        let pipeline = Arc::new(Pipeline::with_workers(
+        let mut pipeline = Pipeline::with_workers(
             store.clone(),
             rules,
             Some(Arc::new(schemas)),
             config.server.workers,
-        ));
+        );
+        if config.admission.enabled {
+            pipeline = pipeline.with_admission(Arc::new(load_admission(&config)?));
+        }
+        let pipeline = Arc::new(pipeline);
         Ok(Gateway {
             config,
             pipeline,
@@ -64,6 +74,48 @@ impl Gateway {
         })
     }
 }
+
+/// The rule sets and the directory named by `[admission]`.
+pub fn load_admission(config: &Config) -> anyhow::Result<Admission> {
+    let a = &config.admission;
+    let default_rules = Arc::new(RuleSet::load(&a.ruleset)?);
+    let mut unit_rules = HashMap::new();
+    for (unit, path) in &a.unit_rulesets {
+        unit_rules.insert(
+            crate::config::normalise_id(unit),
+            Arc::new(RuleSet::load(path)?),
+        );
+    }
+    // Drop-folder endpoints and certificate paths in the directory are relative to the data
+    // directory, so the demo delivers under `kadgate-data/` and not into the source tree.
+    let text = std::fs::read_to_string(&a.registry)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", a.registry.display()))?;
+    let directory = FileDirectory::parse(&text, &a.registry.display().to_string())?
+        .with_base(&config.server.data_dir);
+    for (_, endpoint) in directory.endpoints() {
+        if let crate::registry::Endpoint::Folder { dir } = endpoint {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot create a drop-folder endpoint");
+            }
+        }
+    }
+    let directory: Arc<dyn Directory> = Arc::new(Cached::new(directory, REGISTRY_CACHE_TTL));
+    tracing::info!(
+        ruleset = default_rules.id.as_str(),
+        unit_rulesets = unit_rules.len(),
+        "admission rules and directory loaded"
+    );
+    Ok(Admission::new(
+        default_rules,
+        unit_rules,
+        directory,
+        config.routing.clone(),
+        a.clone(),
+    ))
+}
+
+/// How long directory lookups are reused.
+const REGISTRY_CACHE_TTL: Duration = Duration::from_secs(300);
 
 /// Serve until `shutdown` completes: stop accepting, let in-flight requests and the drop folder's
 /// current file finish, then flush and close the store.
@@ -76,6 +128,7 @@ pub async fn run(
         pipeline: gw.pipeline.clone(),
         listening: Default::default(),
         max_body_bytes: gw.config.server.max_body_bytes,
+        operator_token: gw.config.api.operator_token.clone(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let drop_task = if gw.config.dropfolder.enabled {
@@ -85,6 +138,18 @@ pub async fn run(
         };
         df.create_dirs()?;
         Some(tokio::spawn(df.run(gw.pipeline.clone(), stop_rx.clone())))
+    } else {
+        None
+    };
+    let grace = Duration::from_secs(gw.config.server.shutdown_grace_secs);
+    let worker_task = if gw.config.delivery.enabled {
+        let worker = Worker::new(
+            gw.store.clone(),
+            gw.pipeline.rules.clone(),
+            gw.config.delivery.clone(),
+            gw.pipeline.wake(),
+        );
+        Some(tokio::spawn(worker.run(stop_rx.clone(), grace)))
     } else {
         None
     };
@@ -100,11 +165,13 @@ pub async fn run(
     tracing::info!("shutting down: no new work accepted, finishing in-flight work");
     state.listening.store(false, Ordering::SeqCst);
     let _ = stop_tx.send(true);
-    let grace = Duration::from_secs(gw.config.server.shutdown_grace_secs);
     if tokio::time::timeout(grace, server).await.is_err() {
         tracing::warn!("in-flight requests did not finish within the grace period");
     }
     if let Some(t) = drop_task {
+        let _ = tokio::time::timeout(grace, t).await;
+    }
+    if let Some(t) = worker_task {
         let _ = tokio::time::timeout(grace, t).await;
     }
     gw.store.close().await?;

@@ -11,13 +11,14 @@
 //!
 //! What this module must NOT do: read or write the store, know which message a row carries, decide
 //! routing, or sleep on behalf of the worker. The worker loop that leases rows, calls a transport,
-//! consults the breaker and the retry policy and records the outcome lives beside these files.
+//! consults the breaker and the retry policy and records the outcome is [`worker`].
 //! Nothing here logs or formats a message body: error details name the destination and the
 //! failure, never the content.
 
 pub mod backoff;
 pub mod breaker;
 pub mod transport;
+pub mod worker;
 
 pub use backoff::{Backoff, DeadReason, Next, Random, RetryPolicy};
 pub use breaker::{
@@ -28,3 +29,32 @@ pub use transport::{
     build, build_with, file_extension, FailureKind, FolderTransport, HttpClients, HttpSettings,
     HttpTransport, Outgoing, Response, Transport, TransportConfig, TransportError,
 };
+
+/// Request timeout when the directory names none.
+pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+
+/// The transport settings for a directory endpoint.
+pub fn transport_config(e: &crate::registry::Endpoint) -> TransportConfig {
+    match e {
+        crate::registry::Endpoint::Http {
+            url,
+            client_cert,
+            client_key,
+            ca_cert,
+            timeout_ms,
+        } => TransportConfig::Http {
+            url: url.clone(),
+            client_cert: client_cert.clone(),
+            client_key: client_key.clone(),
+            ca_cert: ca_cert.clone(),
+            timeout_ms: timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
+        },
+        crate::registry::Endpoint::Folder { dir } => TransportConfig::Folder { dir: dir.clone() },
+    }
+}
+
+/// A directory endpoint as an outbox row stores it (JSON), so the row can be delivered even if
+/// the directory changes meanwhile.
+pub fn endpoint_json(e: &crate::registry::Endpoint) -> Result<String, serde_json::Error> {
+    serde_json::to_string(e)
+}

@@ -8,6 +8,8 @@
 //! - `POST /fhir/$process-message`, `GET /fhir/metadata`: FHIR R4 messaging (see [`fhir`]).
 //! - `GET /healthz` (process up), `GET /readyz` (store open, schemas loaded, listener bound).
 //! - `GET /api/messages`, `GET /api/messages/{id}`: metadata and findings, never patient data.
+//! - Admission and delivery: referrals' decisions and overrides, the outbox, alerts, units'
+//!   capacity (see [`api`]).
 //!
 //! Invariant: no patient data in URLs, logs or problem bodies.
 
@@ -22,6 +24,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+mod api;
 mod fhir;
 
 use crate::pipeline::{Pipeline, Reply};
@@ -33,6 +36,8 @@ pub struct AppState {
     /// Set once the listener is bound.
     pub listening: AtomicBool,
     pub max_body_bytes: usize,
+    /// `[api] operator_token`: needed for overrides, retries, capacity reports and clinical reads.
+    pub operator_token: Option<String>,
 }
 
 /// An RFC 9457 problem body.
@@ -72,6 +77,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/messages", get(list_messages))
         .route("/api/messages/{id}", get(get_message))
+        .route("/api/referrals/{id}", get(api::get_referral))
+        .route("/api/referrals/{id}/decision", post(api::override_decision))
+        .route("/api/outbox", get(api::list_outbox))
+        .route("/api/outbox/{id}/retry", post(api::retry_outbox))
+        .route("/api/alerts", get(api::list_alerts))
+        .route("/api/units", get(api::list_units))
+        .route(
+            "/api/units/{her}/capacity",
+            axum::routing::put(api::report_capacity),
+        )
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

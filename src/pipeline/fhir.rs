@@ -51,7 +51,12 @@ impl Pipeline {
                 Some(o) => self.store.find_sent(o.trim()).await?,
                 None => None,
             };
-            if found.is_none() {
+            let ack = outcome.message.as_ref().and_then(super::ack_of);
+            let in_outbox = match &ack {
+                Some(a) => self.is_ours(&a.out_msg_id).await?,
+                None => false,
+            };
+            if found.is_none() && !in_outbox {
                 outcome.findings.push(Finding::new(
                     codes::APPREC_UNCORRELATED,
                     Severity::Info,
@@ -62,14 +67,20 @@ impl Pipeline {
             // A broken response is answered with its OperationOutcome; a good one is only recorded.
             let answer = (outcome.disposition != Disposition::IncomingReceipt)
                 .then(|| fhir_response(&outcome, &uuid::Uuid::new_v4().to_string()));
-            let new = self.fhir_record(&outcome, &bytes, channel, found, answer);
+            let mut new = self.fhir_record(&outcome, &bytes, channel, found, answer);
+            new.effects.ack = ack;
             return self.store_fhir(new, channel).await;
         }
+        let (message, effects) = self
+            .admit(outcome.disposition, outcome.message.take())
+            .await?;
+        outcome.message = message;
         let response_id = uuid::Uuid::new_v4().to_string();
         let response = fhir_response(&outcome, &response_id);
-        let new = self.fhir_record(&outcome, &bytes, channel, None, Some(response));
+        let mut new = self.fhir_record(&outcome, &bytes, channel, None, Some(response));
+        new.effects = effects;
         let fresh = super::fresh_reply(&new);
-        let first = self.store.ingest(new).await?;
+        let first = self.commit(new).await?;
         if let IngestOutcome::Duplicate {
             content_sha256: Some(stored),
             ..
@@ -96,7 +107,7 @@ impl Pipeline {
 
     async fn store_fhir(&self, new: NewMessage, channel: &str) -> Result<Reply, PipelineError> {
         let fresh = super::fresh_reply(&new);
-        let stored = self.store.ingest(new).await?;
+        let stored = self.commit(new).await?;
         Ok(super::reply_of(stored, fresh, channel))
     }
 

@@ -10,11 +10,13 @@ pub mod fhir;
 
 use serde::Serialize;
 
+use crate::admission::Admission;
 use crate::check::{Checker, Disposition, Mode, Outcome, Rules};
 use crate::kith::apprec::{self, AppRecSpec};
-use crate::model::{Body, Organisation};
+use crate::model::{Body, Message, Organisation};
 use crate::store::{
-    Direction, IngestOutcome, NewMessage, NewReceipt, Store, StoreError, StoredReceipt,
+    Ack, Direction, Effects, IngestOutcome, NewAck, NewAlert, NewMessage, NewReceipt, OutboxFilter,
+    Store, StoreError, StoredReceipt,
 };
 use crate::xsd::SchemaSet;
 
@@ -54,6 +56,10 @@ pub struct Pipeline {
     /// One permit per core: checks are CPU work, and running more at once than there are cores
     /// only adds context switches and latency.
     cpu: Arc<tokio::sync::Semaphore>,
+    /// Routes, decides and plans referrals; `None` = messages are only received and answered.
+    admission: Option<Arc<Admission>>,
+    /// Woken when new outbox rows are committed, so delivery starts at once.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 pub(crate) fn now_datetime() -> String {
@@ -84,7 +90,80 @@ impl Pipeline {
             rules,
             schemas,
             cpu: Arc::new(tokio::sync::Semaphore::new(n)),
+            admission: None,
+            wake: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Route, decide and plan the delivery of every referral received.
+    pub fn with_admission(mut self, admission: Arc<Admission>) -> Self {
+        self.admission = Some(admission);
+        self
+    }
+
+    pub fn admission(&self) -> Option<&Arc<Admission>> {
+        self.admission.as_ref()
+    }
+
+    /// Notified whenever new outbox rows are committed (the outbox worker waits on it).
+    pub fn wake(&self) -> Arc<tokio::sync::Notify> {
+        self.wake.clone()
+    }
+
+    /// Store a message and, when it brought outbox rows, wake the delivery worker.
+    pub(crate) async fn commit(&self, new: NewMessage) -> Result<IngestOutcome, StoreError> {
+        let has_rows = !new.effects.outbox.is_empty();
+        let stored = self.store.ingest(new).await?;
+        if has_rows && matches!(stored, IngestOutcome::Stored { .. }) {
+            self.wake.notify_one();
+        }
+        Ok(stored)
+    }
+
+    /// For a referral accepted at the door: route, decide and plan (the message is handed back).
+    /// Anything else, or no admission configured: no effects.
+    pub(crate) async fn admit(
+        &self,
+        disposition: Disposition,
+        message: Option<Message>,
+    ) -> Result<(Option<Message>, Effects), PipelineError> {
+        let (Some(adm), Some(msg)) = (self.admission.clone(), message) else {
+            return Ok((None, Effects::default()));
+        };
+        if disposition != Disposition::Accepted || !matches!(msg.body, Body::Referral(_)) {
+            return Ok((Some(msg), Effects::default()));
+        }
+        let routed = match adm.route(self.store.as_ref(), &msg).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok((Some(msg), Effects::default())),
+            Err(e) => {
+                // The referral is still stored and receipted; a person must decide it.
+                tracing::warn!(error = %e, "routing failed; the referral is stored without a decision");
+                let alert = NewAlert {
+                    kind: "admission.failed".into(),
+                    unit_key: None,
+                    reason: format!("the referral could not be routed: {e}"),
+                    message_id: None,
+                    outbox_id: None,
+                    dedup_key: format!("admission:{}", uuid::Uuid::new_v4()),
+                };
+                return Ok((
+                    Some(msg),
+                    Effects {
+                        alerts: vec![alert],
+                        ..Effects::default()
+                    },
+                ));
+            }
+        };
+        let today = chrono::Local::now().date_naive();
+        let (msg, effects) = self
+            .on_cpu(move || {
+                let effects = adm.finish(&msg, routed, today);
+                (msg, effects)
+            })
+            .await?;
+        Ok((Some(msg), effects))
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -128,7 +207,11 @@ impl Pipeline {
     /// Receive one KITH message from `channel`.
     pub async fn ingest_kith(&self, bytes: Vec<u8>, channel: &str) -> Result<Reply, PipelineError> {
         let bytes = Arc::new(bytes);
-        let outcome = self.check(bytes.clone()).await?;
+        let mut outcome = self.check(bytes.clone()).await?;
+        let (message, mut effects) = self
+            .admit(outcome.disposition, outcome.message.take())
+            .await?;
+        outcome.message = message;
         let received_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let receipts = render_receipts(&outcome);
         let mut findings = outcome.findings.clone();
@@ -140,7 +223,12 @@ impl Pipeline {
                     correlates_to = self.store.find_sent(orig.trim()).await?;
                 }
             }
-            if correlates_to.is_none() {
+            effects.ack = outcome.message.as_ref().and_then(ack_of);
+            let in_outbox = match &effects.ack {
+                Some(a) => self.is_ours(&a.out_msg_id).await?,
+                None => false,
+            };
+            if correlates_to.is_none() && !in_outbox {
                 findings.push(crate::finding::Finding::new(
                     crate::finding::codes::APPREC_UNCORRELATED,
                     crate::finding::Severity::Info,
@@ -198,13 +286,47 @@ impl Pipeline {
             receipts,
             reply_json,
             content_sha256: None,
-            effects: Default::default(),
+            effects,
         };
         // Keep only what the answer needs; the message itself moves into the store.
         let fresh = fresh_reply(&new);
-        let stored = self.store.ingest(new).await?;
+        let stored = self.commit(new).await?;
         Ok(reply_of(stored, fresh, channel))
     }
+}
+
+impl Pipeline {
+    /// Did we send a message with this id through the outbox?
+    pub(crate) async fn is_ours(&self, out_msg_id: &str) -> Result<bool, StoreError> {
+        let rows = self
+            .store
+            .list_outbox(&OutboxFilter {
+                out_msg_id: Some(out_msg_id.to_owned()),
+                limit: 1,
+                ..OutboxFilter::default()
+            })
+            .await?;
+        Ok(!rows.is_empty())
+    }
+}
+
+/// An incoming receipt (AppRec, FHIR response) as the outbox correlation it brings.
+pub(crate) fn ack_of(msg: &Message) -> Option<NewAck> {
+    let Body::Receipt(r) = &msg.body else {
+        return None;
+    };
+    let orig = r.original_msg_id.as_deref()?.trim();
+    if orig.is_empty() {
+        return None;
+    }
+    Some(NewAck {
+        out_msg_id: orig.to_owned(),
+        ack: Ack {
+            status: r.status.word().to_owned(),
+            codes: r.errors.iter().map(|c| c.code.clone()).collect(),
+        },
+        at_ms: chrono::Utc::now().timestamp_millis(),
+    })
 }
 
 /// The answer a message will get if the store takes it as new (the id is filled in then).

@@ -224,6 +224,8 @@ pub struct NewAck {
 pub struct OutboxFilter {
     pub state: Option<OutboxState>,
     pub message_id: Option<i64>,
+    /// The row that sent the message with this id.
+    pub out_msg_id: Option<String>,
     pub limit: i64,
     pub before_id: Option<i64>,
 }

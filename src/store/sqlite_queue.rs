@@ -43,7 +43,13 @@ pub(super) fn insert_effects(
         apply_ack(conn, a, message_id)?;
     }
     for a in &effects.alerts {
-        raise_alert(conn, a)?;
+        if a.message_id.is_none() {
+            let mut a = a.clone();
+            a.message_id = Some(message_id);
+            raise_alert(conn, &a)?;
+        } else {
+            raise_alert(conn, a)?;
+        }
     }
     Ok(())
 }
@@ -476,6 +482,10 @@ pub(super) fn list_outbox(conn: &Connection, f: &OutboxFilter) -> rusqlite::Resu
     if let Some(m) = f.message_id {
         sql.push_str(" AND message_id = ?");
         args.push(m.into());
+    }
+    if let Some(m) = &f.out_msg_id {
+        sql.push_str(" AND out_msg_id = ?");
+        args.push(m.clone().into());
     }
     if let Some(b) = f.before_id {
         sql.push_str(" AND id < ?");
