@@ -140,6 +140,9 @@ pub struct TransportError {
     pub kind: FailureKind,
     pub retryable: bool,
     pub detail: String,
+    /// For a `Status` failure: what the recipient answered (it may be a negative receipt — an
+    /// AppRec or a FHIR response — that says why). Never logged.
+    pub answer: Option<Response>,
 }
 
 impl TransportError {
@@ -149,6 +152,7 @@ impl TransportError {
             kind,
             retryable: kind.is_retryable(),
             detail: detail.into(),
+            answer: None,
         }
     }
 
@@ -509,17 +513,23 @@ impl Transport for HttpTransport {
             .await
             .map_err(|e| self.classify(&e))?;
         let status = resp.status();
-        if !status.is_success() {
-            return Err(self.fail(
-                FailureKind::Status(status.as_u16()),
-                format!("answered {status}"),
-            ));
-        }
         let content_type = resp
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        if !status.is_success() {
+            let mut e = self.fail(
+                FailureKind::Status(status.as_u16()),
+                format!("answered {status}"),
+            );
+            e.answer = self.read_body(resp).await.ok().map(|body| Response {
+                status: status.as_u16(),
+                content_type,
+                body,
+            });
+            return Err(e);
+        }
         let body = self.read_body(resp).await?;
         Ok(Response {
             status: status.as_u16(),

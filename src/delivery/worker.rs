@@ -259,6 +259,16 @@ impl Worker {
                 }
             }
             Err(e) => {
+                // A refusal that carries the recipient's receipt is an answer, not a failure.
+                if let Some(answer) = &e.answer {
+                    if let Some(ack) = self.receipt_in(answer, &row.out_msg_id).await {
+                        self.breakers.success(&dest);
+                        return Attempt::Answered {
+                            ack,
+                            at_ms: now_ms(),
+                        };
+                    }
+                }
                 if e.counts_against_destination() {
                     self.breakers.failure(&dest);
                 }

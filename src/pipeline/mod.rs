@@ -127,7 +127,10 @@ impl Pipeline {
         disposition: Disposition,
         message: Option<Message>,
     ) -> Result<(Option<Message>, Effects), PipelineError> {
-        let (Some(adm), Some(msg)) = (self.admission.clone(), message) else {
+        let Some(adm) = self.admission.clone() else {
+            return Ok((message, Effects::default()));
+        };
+        let Some(msg) = message else {
             return Ok((None, Effects::default()));
         };
         if disposition != Disposition::Accepted || !matches!(msg.body, Body::Referral(_)) {
