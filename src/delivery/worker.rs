@@ -136,14 +136,17 @@ impl Worker {
                     Err(e) => tracing::warn!(error = %e, "overdue check failed"),
                 }
             }
-            let free = self.slots.available_permits();
-            if free == 0 {
-                // Every slot busy: wait for one to come free.
-                if let Ok(p) = self.slots.clone().acquire_owned().await {
+            // Lease in batches: every lease is a write transaction (an fsync), so leasing one row
+            // whenever one slot frees up would make the commit rate the delivery rate. Wait until
+            // at least half the slots are free, then lease as many rows as there are free slots.
+            let half = (self.config.concurrency.max(1) / 2).max(1) as u32;
+            if self.slots.available_permits() < half as usize {
+                if let Ok(p) = self.slots.clone().acquire_many_owned(half).await {
                     drop(p);
                 }
                 continue;
             }
+            let free = self.slots.available_permits();
             let rows = match self
                 .store
                 .lease_outbox(

@@ -1,0 +1,93 @@
+//! A loopback "unit system" for the end-to-end benchmark (`scripts/bench-e2e.sh`): it takes every
+//! message kadgate delivers — a FHIR message on `/fhir/$process-message`, a KITH message on
+//! `/kith` — reads it with kadgate's own decoders (as a unit's record system would read it) and
+//! answers in the same exchange with a real receipt: a FHIR response message (`ok`) or an AppRec
+//! (status OK) naming the message's id. Messages it cannot read are answered 400.
+//!
+//!   usage: cargo run --release --example loopback_unit -- 127.0.0.1:PORT
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use kadgate::check::Rules;
+use kadgate::kith::apprec::{self, AppRecSpec, ReceiverRole};
+use kadgate::model::{Body, Format, Organisation, ReceiptStatus};
+
+fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+async fn fhir(State(rules): State<Arc<Rules>>, body: Bytes) -> Response {
+    let answer = tokio::task::spawn_blocking(move || {
+        let (msg, _) = kadgate::convert::read_message(&body, &rules).ok()?;
+        let v = kadgate::fhir::encode::response_message(
+            &msg.header,
+            kadgate::fhir::mapping::ResponseCode::Ok,
+            None,
+            &now(),
+            &uuid::Uuid::new_v4().to_string(),
+        );
+        serde_json::to_vec(&v).ok()
+    })
+    .await
+    .ok()
+    .flatten();
+    match answer {
+        Some(b) => ([(header::CONTENT_TYPE, "application/fhir+json")], b).into_response(),
+        None => (StatusCode::BAD_REQUEST, "unreadable").into_response(),
+    }
+}
+
+async fn kith(State(rules): State<Arc<Rules>>, body: Bytes) -> Response {
+    let answer = tokio::task::spawn_blocking(move || {
+        let (msg, _) = kadgate::convert::read_message(&body, &rules).ok()?;
+        if matches!(msg.body, Body::Receipt(_)) {
+            return None;
+        }
+        let h = &msg.header;
+        let empty = Organisation::default();
+        let xml = apprec::encode(&AppRecSpec {
+            version: Format::AppRec11,
+            id: &uuid::Uuid::new_v4().to_string(),
+            gen_date: &now(),
+            from: h.receiver.as_ref().unwrap_or(&empty),
+            from_role: ReceiverRole::Primary,
+            to: h.sender.as_ref().unwrap_or(&empty),
+            status: ReceiptStatus::Ok,
+            errors: &[],
+            original_msg_type: &h.msg_type,
+            original_msg_type_text: h.msg_type_text.as_deref(),
+            original_issue_date: &now(),
+            original_msg_id: h.msg_id.as_deref().unwrap_or(""),
+        });
+        Some(xml.into_bytes())
+    })
+    .await
+    .ok()
+    .flatten();
+    match answer {
+        Some(b) => ([(header::CONTENT_TYPE, "application/xml")], b).into_response(),
+        None => (StatusCode::BAD_REQUEST, "unreadable").into_response(),
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
+async fn main() -> anyhow::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:18090".into());
+    let rules = Arc::new(Rules::from_config(&kadgate::config::Config::demo()));
+    let app = Router::new()
+        .route("/fhir/$process-message", post(fhir))
+        .route("/kith", post(kith))
+        .with_state(rules);
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    eprintln!("loopback unit system on {addr}");
+    axum::serve(listener, app).await?;
+    Ok(())
+}
