@@ -326,7 +326,7 @@ async fn ingest_burst(db: &PgDb, opts: PgOptions, n: usize, size: usize) -> (f64
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_commit_shares_wal_flushes() {
     const N: usize = 2_000;
-    let db = pg::database().await;
+    let db = pg::private_database().await;
     // One connection: every commit waits for a flush of its own.
     let one = PgOptions {
         max_connections: 1,
@@ -339,7 +339,7 @@ async fn group_commit_shares_wal_flushes() {
         300.0 / secs
     );
     assert_eq!(commits, 300);
-    if db.own_cluster() {
+    if db.alone() {
         assert!(
             syncs >= 270,
             "{syncs} WAL fsyncs for 300 serial commits: fsyncs are not counted"
@@ -355,7 +355,7 @@ async fn group_commit_shares_wal_flushes() {
         commits as f64 / syncs.max(1) as f64
     );
     assert_eq!(commits, N as u64);
-    if db.own_cluster() {
+    if db.alone() {
         assert!(
             syncs < (N as i64) / 2,
             "{syncs} WAL fsyncs for {N} concurrent commits: not grouping"

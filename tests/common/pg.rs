@@ -20,12 +20,14 @@ pub struct PgDb {
     pub schema: String,
     /// `None` for a server named by `KADGATE_PG_URL`.
     server: Option<Arc<Cluster>>,
+    /// On a cluster of its own.
+    private: bool,
 }
 
 impl PgDb {
-    /// True when the test runs on its own throwaway cluster (no other traffic on it).
-    pub fn own_cluster(&self) -> bool {
-        self.server.is_some()
+    /// True on a throwaway cluster no other test uses (see [`private_database`]).
+    pub fn alone(&self) -> bool {
+        self.private
     }
 
     /// A plain client on the test's schema (for checks the store API does not offer).
@@ -68,15 +70,39 @@ async fn connect(url: &str) -> tokio_postgres::Client {
     client
 }
 
-/// A fresh schema on the test server.
+/// A fresh schema on the test server (the shared throwaway cluster, or `KADGATE_PG_URL`).
 pub async fn database() -> PgDb {
+    schema_on(external().map_or_else(|| Server::Shared(Cluster::shared()), Server::External)).await
+}
+
+/// A fresh schema on a throwaway cluster of its own, with no other test's traffic (for
+/// measurements); on `KADGATE_PG_URL` when set.
+pub async fn private_database() -> PgDb {
+    schema_on(external().map_or_else(
+        || Server::Private(Arc::new(Cluster::start())),
+        Server::External,
+    ))
+    .await
+}
+
+fn external() -> Option<String> {
+    std::env::var("KADGATE_PG_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+}
+
+enum Server {
+    External(String),
+    Shared(Arc<Cluster>),
+    Private(Arc<Cluster>),
+}
+
+async fn schema_on(server: Server) -> PgDb {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let (admin_url, server) = match std::env::var("KADGATE_PG_URL") {
-        Ok(url) if !url.trim().is_empty() => (url, None),
-        _ => {
-            let cluster = Cluster::shared();
-            (cluster.url(), Some(cluster))
-        }
+    let (admin_url, cluster, private) = match server {
+        Server::External(url) => (url, None, false),
+        Server::Shared(c) => (c.url(), Some(c), false),
+        Server::Private(c) => (c.url(), Some(c), true),
     };
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -96,7 +122,8 @@ pub async fn database() -> PgDb {
         url: with_search_path(&admin_url, &schema),
         admin_url,
         schema,
-        server,
+        server: cluster,
+        private,
     }
 }
 
