@@ -567,6 +567,15 @@ pub async fn nul_in_text_fields(backend: &dyn Backend) {
         Some(IngestOutcome::Duplicate { id: dup, .. }) if dup == id
     ));
     assert_eq!(store.find_duplicate("HER:56704/a").await.unwrap(), None);
+    // An override's free-text note, from the API's JSON, may carry one too.
+    let mut over = decision("needs-review", DecisionSource::Override);
+    over.note = Some("see\0note".into());
+    let effects = Effects {
+        decision: Some(over),
+        ..Effects::default()
+    };
+    store.record_effects(id, effects).await.unwrap();
+    assert_eq!(store.decisions(id).await.unwrap().len(), 1);
     store.close().await.unwrap();
 }
 

@@ -8,7 +8,7 @@
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
-use super::{exec, opt_row, rows, text, Fail, Res};
+use super::{exec, opt_row, opt_text, rows, text, Fail, Res};
 use crate::store::queue::{
     Ack, Attempt, CapacityReport, DecisionSource, Effects, NewAck, NewAlert, NewDecision,
     NewOutbox, NewRoute, OutboxFilter, OutboxRow, OutboxState, StoredAlert, StoredDecision,
@@ -87,8 +87,8 @@ async fn insert_decision<C: GenericClient>(c: &C, message_id: i64, d: &NewDecisi
             &d.decided_at,
             &d.decision,
             &d.source.as_str(),
-            &d.decided_by,
-            &d.note,
+            &opt_text(&d.decided_by),
+            &opt_text(&d.note),
             &d.ruleset_id,
             &d.ruleset_version,
             &d.news2,
