@@ -13,6 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod postgres;
 pub mod queue;
 pub mod sqlite;
 mod sqlite_queue;

@@ -1,6 +1,9 @@
 //! Shared test helpers: where the standards are, a real server on a loopback port.
 #![allow(dead_code)]
 
+pub mod pg;
+pub mod store_cases;
+
 use std::path::PathBuf;
 
 pub mod tls;
