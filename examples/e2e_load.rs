@@ -44,7 +44,10 @@ fn report(name: &str, mut v: Vec<i64>) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    anyhow::ensure!(args.len() == 6, "usage: e2e_load URL RATE SECS DB_PATH MESSAGE_FILE");
+    anyhow::ensure!(
+        args.len() == 6,
+        "usage: e2e_load URL RATE SECS DB_PATH MESSAGE_FILE"
+    );
     let url = format!("{}/fhir/$process-message", args[1]);
     let rate: u64 = args[2].parse()?;
     let secs: u64 = args[3].parse()?;
@@ -56,7 +59,10 @@ async fn main() -> anyhow::Result<()> {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    anyhow::ensure!(!bundle_id.is_empty() && !msg_id.is_empty(), "template needs Bundle.id and MessageHeader.id");
+    anyhow::ensure!(
+        !bundle_id.is_empty() && !msg_id.is_empty(),
+        "template needs Bundle.id and MessageHeader.id"
+    );
 
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(512)
@@ -80,7 +86,13 @@ async fn main() -> anyhow::Result<()> {
             .replace(&msg_id, &id)
             .replace(&bundle_id, &uuid::Uuid::new_v4().to_string());
         sent.insert(id, now_ms());
-        let (client, url, ok, bad, tx) = (client.clone(), url.clone(), ok.clone(), bad.clone(), tx.clone());
+        let (client, url, ok, bad, tx) = (
+            client.clone(),
+            url.clone(),
+            ok.clone(),
+            bad.clone(),
+            tx.clone(),
+        );
         tokio::spawn(async move {
             let t = Instant::now();
             let r = client
@@ -116,7 +128,8 @@ async fn main() -> anyhow::Result<()> {
     report("HTTP answer (receipt)", http_ms);
 
     // Wait until every outbox row is final (acked, nacked or dead).
-    let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let open: i64 = conn.query_row(
@@ -127,7 +140,10 @@ async fn main() -> anyhow::Result<()> {
         if open == 0 {
             break;
         }
-        anyhow::ensure!(Instant::now() < deadline, "{open} outbox rows still open after 120 s");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{open} outbox rows still open after 120 s"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let mut stmt = conn.prepare(
@@ -160,7 +176,13 @@ async fn main() -> anyhow::Result<()> {
     let mut states: Vec<_> = states.into_iter().collect();
     states.sort();
     println!("outbox rows by purpose and state: {states:?}");
-    report("end to end: referral sent → delivered to the unit and acknowledged", e2e);
-    report("business reply: referral sent → reply acknowledged by the referrer", reply);
+    report(
+        "end to end: referral sent → delivered to the unit and acknowledged",
+        e2e,
+    );
+    report(
+        "business reply: referral sent → reply acknowledged by the referrer",
+        reply,
+    );
     Ok(())
 }

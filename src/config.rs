@@ -75,8 +75,12 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct StoreConfig {
-    /// `sqlite` (PostgreSQL follows).
+    /// `sqlite` (one instance, the default) or `postgres` (several instances sharing one database
+    /// and its outbox).
     pub kind: String,
+    /// PostgreSQL connection string (`postgres://…` or `host=… user=…`), for `kind = "postgres"`.
+    /// The environment variable `KADGATE_PG_URL` overrides it, so a password need not be in a file.
+    pub url: Option<String>,
     /// SQLite file, relative to the data directory.
     pub path: PathBuf,
     /// Most messages committed in one transaction (group commit).
@@ -87,6 +91,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             kind: "sqlite".into(),
+            url: None,
             path: PathBuf::from("kadgate.sqlite"),
             max_batch: 256,
         }
@@ -490,15 +495,22 @@ fn semantic_checks(cfg: &Config, problems: &mut Vec<Problem>) {
             message: "must be at least 1024".into(),
         });
     }
-    if cfg.store.kind != "sqlite" {
-        problems.push(Problem {
+    match cfg.store.kind.as_str() {
+        "sqlite" => {}
+        "postgres" => {
+            if cfg.store.url.as_deref().is_none_or(|u| u.trim().is_empty()) {
+                problems.push(Problem {
+                    line: None,
+                    path: "store.url".into(),
+                    message: "store.kind = \"postgres\" needs a connection string in store.url (or KADGATE_PG_URL)".into(),
+                });
+            }
+        }
+        other => problems.push(Problem {
             line: None,
             path: "store.kind".into(),
-            message: format!(
-                "unknown store kind {:?} (supported: sqlite)",
-                cfg.store.kind
-            ),
-        });
+            message: format!("unknown store kind {other:?} (supported: sqlite, postgres)"),
+        }),
     }
     if cfg.store.max_batch == 0 {
         problems.push(Problem {

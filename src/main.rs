@@ -253,7 +253,7 @@ fn serve(
         .expect("tokio runtime");
     let result = rt.block_on(async move {
         let listen = cfg.server.listen.clone();
-        let gw = kadgate::server::Gateway::open(cfg, &standards)?;
+        let gw = kadgate::server::Gateway::open(cfg, &standards).await?;
         let listener = tokio::net::TcpListener::bind(&listen).await?;
         kadgate::server::run(listener, gw, kadgate::server::signal()).await
     });

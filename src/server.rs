@@ -24,6 +24,7 @@ use crate::http::{router, AppState};
 use crate::pipeline::Pipeline;
 use crate::registry::{Cached, Directory, FileDirectory};
 use crate::rules::RuleSet;
+use crate::store::postgres::{PgOptions, PgStore};
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::Store;
 use crate::xsd::SchemaSet;
@@ -37,7 +38,7 @@ pub struct Gateway {
 
 impl Gateway {
     /// Open the store and load the KITH schema set from `standards/kith`.
-    pub fn open(config: Config, standards: &Path) -> anyhow::Result<Gateway> {
+    pub async fn open(config: Config, standards: &Path) -> anyhow::Result<Gateway> {
         std::fs::create_dir_all(&config.server.data_dir)?;
         let kith = standards.join("kith");
         let started = std::time::Instant::now();
@@ -48,14 +49,22 @@ impl Gateway {
             ms = started.elapsed().as_millis() as u64,
             "schema set compiled"
         );
-        let store = SqliteStore::open(
-            &config.sqlite_path(),
-            SqliteOptions {
-                max_batch: config.store.max_batch,
-                ..SqliteOptions::default()
-            },
-        )?;
-        let store: Arc<dyn Store> = Arc::new(store);
+        let store: Arc<dyn Store> = if config.store.kind == "postgres" {
+            let url = std::env::var("KADGATE_PG_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .or_else(|| config.store.url.clone())
+                .ok_or_else(|| anyhow::anyhow!("store.kind = \"postgres\" needs store.url"))?;
+            Arc::new(PgStore::connect(&url, PgOptions::default()).await?)
+        } else {
+            Arc::new(SqliteStore::open(
+                &config.sqlite_path(),
+                SqliteOptions {
+                    max_batch: config.store.max_batch,
+                    ..SqliteOptions::default()
+                },
+            )?)
+        };
         let rules = Arc::new(Rules::from_config(&config));
         let mut pipeline = Pipeline::with_workers(
             store.clone(),

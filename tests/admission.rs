@@ -231,6 +231,11 @@ endpoint = {{ url = "{fhir}", timeout_ms = 400 }}
 }
 
 async fn world(proxy_up: bool) -> World {
+    world_on(proxy_up, None).await
+}
+
+/// With `pg`, the gateway keeps its store (messages, decisions, outbox, leases) in PostgreSQL.
+async fn world_on(proxy_up: bool, pg: Option<&common::pg::PgDb>) -> World {
     let unit_dir = tempfile::tempdir().unwrap();
     let mut unit_cfg = common::test_config(unit_dir.path());
     unit_cfg.admission.enabled = false;
@@ -260,6 +265,10 @@ async fn world(proxy_up: bool) -> World {
     cfg.admission.ruleset = repo("fixtures/rules/national-default.toml");
     cfg.admission.registry = reg;
     cfg.api.operator_token = Some(TOKEN.into());
+    if let Some(db) = pg {
+        cfg.store.kind = "postgres".into();
+        cfg.store.url = Some(db.url.clone());
+    }
     cfg.delivery.poll_ms = 50;
     cfg.delivery.retry.backoff.base = Duration::from_millis(50);
     cfg.delivery.retry.backoff.cap = Duration::from_millis(400);
@@ -644,5 +653,30 @@ async fn a_full_unit_diverts_to_its_alternative_and_the_referrer_is_told() {
     assert_eq!(referral["format"], "henvisning11");
     assert_eq!(referral["state"], "acked");
     assert_eq!(v["decision"], "accepted");
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn on_postgres_the_same_flow_loses_and_duplicates_nothing() {
+    let db = common::pg::database().await;
+    let w = world_on(true, Some(&db)).await;
+    w.proxy.fail_next(&[
+        Fault::Status(503),
+        Fault::Drop,
+        Fault::Slow(Duration::from_millis(900)),
+    ]);
+    let a = post_fhir(&w.gw.base, vignette("acc-copd", None)).await;
+    let b = post_fhir(&w.gw.base, vignette("acc-pneumonia", Some("6800"))).await;
+    for (id, unit) in [(a, "HER:990002"), (b, "HER:990003")] {
+        let v = w.settled(id, Duration::from_secs(30)).await;
+        assert_eq!(v["decision"], "accepted");
+        assert_eq!(v["routes"][0]["unit_key"], unit);
+        let all = rows(&v);
+        assert_eq!(all.len(), 2);
+        for r in &all {
+            assert_eq!(r["state"], "acked", "{r:#}");
+            assert_eq!(w.at_unit(r["out_msg_id"].as_str().unwrap()).await.0, 1);
+        }
+    }
     w.stop().await;
 }

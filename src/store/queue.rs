@@ -244,6 +244,16 @@ pub struct NewAlert {
     pub dedup_key: String,
 }
 
+impl NewAlert {
+    /// The alert about `message_id` when it names no message yet (alerts planned before the
+    /// message they concern was stored).
+    pub fn with_message(&self, message_id: i64) -> NewAlert {
+        let mut a = self.clone();
+        a.message_id.get_or_insert(message_id);
+        a
+    }
+}
+
 /// An alert as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredAlert {

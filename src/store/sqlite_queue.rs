@@ -43,13 +43,7 @@ pub(super) fn insert_effects(
         apply_ack(conn, a, message_id)?;
     }
     for a in &effects.alerts {
-        if a.message_id.is_none() {
-            let mut a = a.clone();
-            a.message_id = Some(message_id);
-            raise_alert(conn, &a)?;
-        } else {
-            raise_alert(conn, a)?;
-        }
+        raise_alert(conn, &a.with_message(message_id))?;
     }
     Ok(())
 }

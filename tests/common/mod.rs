@@ -136,7 +136,9 @@ pub fn test_config(data_dir: &std::path::Path) -> kadgate::config::Config {
 impl TestServer {
     pub async fn start(cfg: kadgate::config::Config) -> TestServer {
         let data_dir = cfg.server.data_dir.clone();
-        let gw = kadgate::server::Gateway::open(cfg, &standards()).expect("gateway opens");
+        let gw = kadgate::server::Gateway::open(cfg, &standards())
+            .await
+            .expect("gateway opens");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -54,7 +54,7 @@ pub(super) async fn insert_effects<C: GenericClient>(
         apply_ack(c, a, message_id).await?;
     }
     for a in &effects.alerts {
-        raise_alert(c, a).await?;
+        raise_alert(c, &a.with_message(message_id)).await?;
     }
     Ok(())
 }
@@ -528,11 +528,20 @@ pub(super) async fn list_outbox<C: GenericClient>(c: &C, f: &OutboxFilter) -> Re
          WHERE ($1::TEXT IS NULL OR o.state = $1) \
            AND ($2::BIGINT IS NULL OR o.message_id = $2) \
            AND ($3::BIGINT IS NULL OR o.id < $3) \
+           AND ($5::TEXT IS NULL OR o.out_msg_id = $5) \
          ORDER BY o.id DESC LIMIT $4"
     );
     let state = f.state.map(OutboxState::as_str);
     let limit = super::clamp_limit(f.limit);
-    outbox_rows(&rows(c, &sql, &[&state, &f.message_id, &f.before_id, &limit]).await?)
+    let out_msg_id = f.out_msg_id.as_deref();
+    outbox_rows(
+        &rows(
+            c,
+            &sql,
+            &[&state, &f.message_id, &f.before_id, &limit, &out_msg_id],
+        )
+        .await?,
+    )
 }
 
 pub(super) async fn get_outbox<C: GenericClient>(c: &C, id: i64) -> Res<Option<OutboxRow>> {
