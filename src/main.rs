@@ -88,6 +88,21 @@ enum Cmd {
         #[command(subcommand)]
         cmd: RulesCmd,
     },
+    /// List the store's alerts (open ones unless --all), newest first. Reasons hold no patient data.
+    Alerts {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Cleared alerts too.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -151,6 +166,13 @@ fn main() -> ExitCode {
         }
     };
     match cli.cmd {
+        Cmd::Alerts {
+            json,
+            all,
+            limit,
+            config,
+            data_dir,
+        } => alerts(json, all, limit, config, data_dir),
         Cmd::Serve {
             config,
             listen,
@@ -566,4 +588,66 @@ fn rules_test(json: bool, compare: Option<&Path>, ruleset: &Path, cases: &[PathB
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// `kadgate alerts`: read the store named by the configuration (SQLite file or PostgreSQL).
+fn alerts(
+    json: bool,
+    all: bool,
+    limit: i64,
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+) -> ExitCode {
+    let mut cfg = match load_config(config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Some(d) = data_dir {
+        cfg.server.data_dir = d;
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kadgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let listed = rt.block_on(async {
+        let store = kadgate::server::open_store(&cfg).await?;
+        let alerts = store.alerts(!all, limit).await?;
+        store.close().await?;
+        anyhow::Ok(alerts)
+    });
+    let alerts = match listed {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("kadgate: cannot read alerts: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for a in &alerts {
+        if json {
+            println!("{}", serde_json::to_string(a).unwrap_or_default());
+        } else {
+            println!(
+                "#{} {} {} [{}] {}{}",
+                a.id,
+                a.raised_at,
+                a.kind,
+                a.unit_key.as_deref().unwrap_or("-"),
+                a.reason,
+                a.cleared_at
+                    .as_deref()
+                    .map(|c| format!(" (cleared {c})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if !json && alerts.is_empty() {
+        println!("no {}alerts", if all { "" } else { "open " });
+    }
+    ExitCode::SUCCESS
 }

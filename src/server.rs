@@ -49,22 +49,7 @@ impl Gateway {
             ms = started.elapsed().as_millis() as u64,
             "schema set compiled"
         );
-        let store: Arc<dyn Store> = if config.store.kind == "postgres" {
-            let url = std::env::var("KADGATE_PG_URL")
-                .ok()
-                .filter(|u| !u.is_empty())
-                .or_else(|| config.store.url.clone())
-                .ok_or_else(|| anyhow::anyhow!("store.kind = \"postgres\" needs store.url"))?;
-            Arc::new(PgStore::connect(&url, PgOptions::default()).await?)
-        } else {
-            Arc::new(SqliteStore::open(
-                &config.sqlite_path(),
-                SqliteOptions {
-                    max_batch: config.store.max_batch,
-                    ..SqliteOptions::default()
-                },
-            )?)
-        };
+        let store = open_store(&config).await?;
         let rules = Arc::new(Rules::from_config(&config));
         let mut pipeline = Pipeline::with_workers(
             store.clone(),
@@ -82,6 +67,28 @@ impl Gateway {
             store,
         })
     }
+}
+
+/// The store the configuration names: PostgreSQL (`store.kind = "postgres"`, URL from
+/// `KADGATE_PG_URL` or `store.url`) or the SQLite file under the data directory.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    if config.store.kind == "postgres" {
+        let url = std::env::var("KADGATE_PG_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(|| config.store.url.clone())
+            .ok_or_else(|| anyhow::anyhow!("store.kind = \"postgres\" needs store.url"))?;
+        return Ok(Arc::new(
+            PgStore::connect(&url, PgOptions::default()).await?,
+        ));
+    }
+    Ok(Arc::new(SqliteStore::open(
+        &config.sqlite_path(),
+        SqliteOptions {
+            max_batch: config.store.max_batch,
+            ..SqliteOptions::default()
+        },
+    )?))
 }
 
 /// The rule sets and the directory named by `[admission]`.

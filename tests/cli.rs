@@ -255,3 +255,74 @@ fn convert_round_trips_through_the_model() {
     );
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn alerts_lists_the_stores_alerts() {
+    use kadgate::store::{Effects, NewAlert, NewMessage, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = kadgate::config::Config::demo();
+    cfg.server.data_dir = dir.path().to_path_buf();
+    let store = kadgate::server::open_store(&cfg).await.unwrap();
+    let alert = |n: u32| NewAlert {
+        kind: "delivery.dead".into(),
+        unit_key: Some("HER:990002".into()),
+        reason: format!("referral to HER:990002 given up ({n})"),
+        message_id: None,
+        outbox_id: None,
+        dedup_key: format!("test:{n}"),
+    };
+    store
+        .ingest(NewMessage {
+            received_at: "2026-01-01T00:00:00Z".into(),
+            channel: "test".into(),
+            direction: kadgate::store::Direction::In,
+            format: None,
+            msg_type: None,
+            msg_id: None,
+            sender_key: None,
+            dedup_key: None,
+            status: "accepted".into(),
+            raw: b"x".to_vec(),
+            header_json: None,
+            body_json: None,
+            findings_json: "[]".into(),
+            correlates_to: None,
+            receipts: vec![],
+            reply_json: None,
+            content_sha256: None,
+            effects: Effects {
+                alerts: vec![alert(1), alert(2)],
+                ..Effects::default()
+            },
+        })
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+    drop(store);
+
+    let data_dir = dir.path().to_str().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kadgate"))
+        .args(["alerts", "--json", "--data-dir", data_dir])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = lines(&out);
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        got[0]["reason"], "referral to HER:990002 given up (2)",
+        "newest first"
+    );
+    assert_eq!(got[1]["kind"], "delivery.dead");
+    assert_eq!(got[1]["message_id"], 1, "planned alerts name their message");
+    let text = Command::new(env!("CARGO_BIN_EXE_kadgate"))
+        .args(["alerts", "--data-dir", data_dir, "--limit", "1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1);
+    assert!(text.contains("delivery.dead [HER:990002]"), "{text}");
+}
