@@ -258,7 +258,7 @@ fn convert_round_trips_through_the_model() {
 
 #[tokio::test]
 async fn alerts_lists_the_stores_alerts() {
-    use kadgate::store::{Effects, NewAlert, NewMessage, Store};
+    use kadgate::store::{Effects, NewAlert, NewMessage};
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = kadgate::config::Config::demo();
     cfg.server.data_dir = dir.path().to_path_buf();
