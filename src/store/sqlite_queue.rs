@@ -106,9 +106,9 @@ fn insert_outbox(conn: &Connection, message_id: i64, o: &NewOutbox) -> rusqlite:
     let id: i64 = conn
         .prepare_cached(
             "INSERT INTO outbox (message_id, purpose, recipient_key, recipient_name, order_key, \
-             destination, endpoint_json, format, content_type, body, out_msg_id, state, attempts, \
+             destination, endpoint_json, format, content_type, out_msg_id, state, attempts, \
              created_at, created_ms, next_attempt_ms, ack_within_ms, dead_reason) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, ?13, ?14, ?14, ?15, ?16) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, ?12, ?13, ?13, ?14, ?15) \
              RETURNING id",
         )?
         .query_row(
@@ -122,7 +122,6 @@ fn insert_outbox(conn: &Connection, message_id: i64, o: &NewOutbox) -> rusqlite:
                 o.endpoint_json,
                 o.format,
                 o.content_type,
-                o.body,
                 o.out_msg_id,
                 state.as_str(),
                 o.created_at,
@@ -132,6 +131,8 @@ fn insert_outbox(conn: &Connection, message_id: i64, o: &NewOutbox) -> rusqlite:
             ],
             |r| r.get(0),
         )?;
+    conn.prepare_cached("INSERT INTO outbox_bodies (outbox_id, body) VALUES (?1, ?2)")?
+        .execute(params![id, o.body])?;
     if let Some(reason) = &o.dead_reason {
         raise_alert(
             conn,
@@ -254,10 +255,13 @@ fn set_answered(
     clear_alert(conn, &format!("no-receipt:{id}"))
 }
 
-const OUTBOX_COLS: &str = "id, message_id, purpose, recipient_key, recipient_name, order_key, \
-    destination, endpoint_json, format, content_type, body, out_msg_id, state, attempts, \
-    created_at, created_ms, next_attempt_ms, last_error, sent_ms, ack_deadline_ms, acked_ms, \
-    ack_status, ack_codes_json, ack_message_id, dead_reason, ack_within_ms";
+/// The columns of [`outbox_from_row`]; callers append `FROM` [`OUTBOX_FROM`] `…`.
+const OUTBOX_COLS: &str = "SELECT o.id, o.message_id, o.purpose, o.recipient_key, \
+    o.recipient_name, o.order_key, o.destination, o.endpoint_json, o.format, o.content_type, b.body, \
+    o.out_msg_id, o.state, o.attempts, o.created_at, o.created_ms, o.next_attempt_ms, o.last_error, \
+    o.sent_ms, o.ack_deadline_ms, o.acked_ms, o.ack_status, o.ack_codes_json, o.ack_message_id, \
+    o.dead_reason, o.ack_within_ms";
+const OUTBOX_FROM: &str = "outbox o JOIN outbox_bodies b ON b.outbox_id = o.id";
 
 fn outbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
     let state: String = r.get(12)?;
@@ -307,24 +311,28 @@ pub(super) fn lease(
     lease_ms: i64,
     limit: usize,
 ) -> rusqlite::Result<Vec<OutboxRow>> {
-    let sql = format!(
-        "UPDATE outbox SET lease_owner = ?1, lease_until_ms = ?2 + ?3 WHERE id IN ( \
-           SELECT o.id FROM outbox o \
-           WHERE o.state = 'pending' AND o.next_attempt_ms <= ?2 \
-             AND (o.lease_until_ms IS NULL OR o.lease_until_ms <= ?2) \
-             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.order_key = o.order_key \
-                             AND p.id < o.id AND p.state = 'pending') \
-           ORDER BY o.next_attempt_ms, o.id LIMIT ?4) \
-         RETURNING {OUTBOX_COLS}"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(
-        params![owner, now_ms, lease_ms, limit as i64],
-        outbox_from_row,
-    )?;
-    let mut out: Vec<OutboxRow> = rows.collect::<rusqlite::Result<_>>()?;
-    out.sort_by_key(|r| r.id);
-    Ok(out)
+    let ids: Vec<i64> = conn
+        .prepare_cached(
+            "UPDATE outbox SET lease_owner = ?1, lease_until_ms = ?2 + ?3 WHERE id IN ( \
+               SELECT o.id FROM outbox o \
+               WHERE o.state = 'pending' AND o.next_attempt_ms <= ?2 \
+                 AND (o.lease_until_ms IS NULL OR o.lease_until_ms <= ?2) \
+                 AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.order_key = o.order_key \
+                                 AND p.id < o.id AND p.state = 'pending') \
+               ORDER BY o.next_attempt_ms, o.id LIMIT ?4) \
+             RETURNING id",
+        )?
+        .query_map(params![owner, now_ms, lease_ms, limit as i64], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The rows with their bodies, by the ids this lease took (in the same transaction).
+    let marks = vec!["?"; ids.len()].join(", ");
+    let sql = format!("{OUTBOX_COLS} FROM {OUTBOX_FROM} WHERE o.id IN ({marks}) ORDER BY o.id");
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(ids), outbox_from_row)?;
+    rows.collect()
 }
 
 /// Record an attempt; `false` when `owner` no longer holds the row's lease.
@@ -467,22 +475,22 @@ pub(super) fn report_capacity(conn: &Connection, r: &CapacityReport) -> rusqlite
 // Reads
 
 pub(super) fn list_outbox(conn: &Connection, f: &OutboxFilter) -> rusqlite::Result<Vec<OutboxRow>> {
-    let mut sql = format!("SELECT {OUTBOX_COLS} FROM outbox WHERE 1 = 1");
+    let mut sql = format!("{OUTBOX_COLS} FROM {OUTBOX_FROM} WHERE 1 = 1");
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     if let Some(s) = f.state {
-        sql.push_str(" AND state = ?");
+        sql.push_str(" AND o.state = ?");
         args.push(s.as_str().to_owned().into());
     }
     if let Some(m) = f.message_id {
-        sql.push_str(" AND message_id = ?");
+        sql.push_str(" AND o.message_id = ?");
         args.push(m.into());
     }
     if let Some(m) = &f.out_msg_id {
-        sql.push_str(" AND out_msg_id = ?");
+        sql.push_str(" AND o.out_msg_id = ?");
         args.push(m.clone().into());
     }
     if let Some(b) = f.before_id {
-        sql.push_str(" AND id < ?");
+        sql.push_str(" AND o.id < ?");
         args.push(b.into());
     }
     let limit = if f.limit <= 0 {
@@ -490,7 +498,7 @@ pub(super) fn list_outbox(conn: &Connection, f: &OutboxFilter) -> rusqlite::Resu
     } else {
         f.limit.min(MAX_LIST_LIMIT)
     };
-    sql.push_str(" ORDER BY id DESC LIMIT ?");
+    sql.push_str(" ORDER BY o.id DESC LIMIT ?");
     args.push(limit.into());
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args), outbox_from_row)?;
@@ -498,7 +506,7 @@ pub(super) fn list_outbox(conn: &Connection, f: &OutboxFilter) -> rusqlite::Resu
 }
 
 pub(super) fn get_outbox(conn: &Connection, id: i64) -> rusqlite::Result<Option<OutboxRow>> {
-    conn.prepare_cached(&format!("SELECT {OUTBOX_COLS} FROM outbox WHERE id = ?1"))?
+    conn.prepare_cached(&format!("{OUTBOX_COLS} FROM {OUTBOX_FROM} WHERE o.id = ?1"))?
         .query_row(params![id], outbox_from_row)
         .optional()
 }

@@ -58,7 +58,6 @@ CREATE TABLE outbox (
     endpoint_json   TEXT,
     format          TEXT    NOT NULL,
     content_type    TEXT    NOT NULL,
-    body            BLOB    NOT NULL,
     out_msg_id      TEXT    NOT NULL UNIQUE,
     state           TEXT    NOT NULL
                     CHECK (state IN ('pending', 'sent', 'acked', 'nacked', 'dead')),
@@ -84,6 +83,15 @@ CREATE INDEX outbox_due ON outbox (state, next_attempt_ms);
 CREATE INDEX outbox_order ON outbox (order_key, id);
 CREATE INDEX outbox_ack_deadline ON outbox (state, ack_deadline_ms);
 CREATE INDEX outbox_message ON outbox (message_id);
+
+-- The encoded message of each outbox row, apart from the row: a row's state changes several times
+-- (lease, attempt, receipt) and SQLite rewrites a whole row on every UPDATE, blob included; kept
+-- here, the body is written once. (PostgreSQL keeps it in the row: its TOAST storage is not
+-- rewritten when other columns change.)
+CREATE TABLE outbox_bodies (
+    outbox_id   INTEGER PRIMARY KEY REFERENCES outbox (id),
+    body        BLOB    NOT NULL
+);
 
 -- Something a person must look at. `reason` never holds patient data.
 CREATE TABLE alerts (
