@@ -231,16 +231,17 @@ endpoint = {{ url = "{fhir}", timeout_ms = 400 }}
 }
 
 async fn world(proxy_up: bool) -> World {
-    world_on(proxy_up, None).await
+    world_on(proxy_up, None, UNIT_SIDE_ORGS).await
 }
 
-/// With `pg`, the gateway keeps its store (messages, decisions, outbox, leases) in PostgreSQL.
-async fn world_on(proxy_up: bool, pg: Option<&common::pg::PgDb>) -> World {
+/// With `pg`, the gateway keeps its store (messages, decisions, outbox, leases) in PostgreSQL;
+/// `unit_orgs` are the organisations the unit-side systems answer for.
+async fn world_on(proxy_up: bool, pg: Option<&common::pg::PgDb>, unit_orgs: &str) -> World {
     let unit_dir = tempfile::tempdir().unwrap();
     let mut unit_cfg = common::test_config(unit_dir.path());
     unit_cfg.admission.enabled = false;
     unit_cfg.delivery.enabled = false;
-    let extra = kadgate::config::parse(UNIT_SIDE_ORGS, "unit-side organisations", None).unwrap();
+    let extra = kadgate::config::parse(unit_orgs, "unit-side organisations", None).unwrap();
     unit_cfg.organisations.extend(extra.organisations);
     let unit = TestServer::start(unit_cfg).await;
 
@@ -659,7 +660,7 @@ async fn a_full_unit_diverts_to_its_alternative_and_the_referrer_is_told() {
 #[tokio::test]
 async fn on_postgres_the_same_flow_loses_and_duplicates_nothing() {
     let db = common::pg::database().await;
-    let w = world_on(true, Some(&db)).await;
+    let w = world_on(true, Some(&db), UNIT_SIDE_ORGS).await;
     w.proxy.fail_next(&[
         Fault::Status(503),
         Fault::Drop,
@@ -678,5 +679,33 @@ async fn on_postgres_the_same_flow_loses_and_duplicates_nothing() {
             assert_eq!(w.at_unit(r["out_msg_id"].as_str().unwrap()).await.0, 1);
         }
     }
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_negative_receipt_is_surfaced_with_its_codes() {
+    // Fjordvik's system knows its municipality but not the KAD unit as a service: it answers the
+    // referral with a negative AppRec (E21), which must show on the row and raise an alert.
+    let orgs = r#"
+[[organisations]]
+name = "Fjordvik kommune"
+idents = ["HER:990060", "ENH:990001014"]
+units = [{ name = "Hjemmetjenesten", idents = ["HER:990099"] }]
+"#;
+    let w = world_on(true, None, orgs).await;
+    let id = post_fhir(&w.gw.base, vignette("acc-copd", Some("6800"))).await;
+    let v = w.settled(id, Duration::from_secs(20)).await;
+    assert_eq!(v["routes"][0]["unit_key"], "HER:990003");
+    let referral = row(&rows(&v), "referral").clone();
+    assert_eq!(referral["state"], "nacked", "{referral:#}");
+    assert_eq!(referral["ack_status"], "rejected");
+    assert_eq!(referral["ack_codes"], serde_json::json!(["E21"]));
+    let alerts: Vec<Value> = serde_json::from_value(w.api("/api/alerts").await).unwrap();
+    let nacked = alerts
+        .iter()
+        .find(|a| a["kind"] == "delivery.nacked")
+        .unwrap_or_else(|| panic!("{alerts:#?}"));
+    assert_eq!(nacked["unit_key"], "HER:990003");
+    assert!(nacked["reason"].as_str().unwrap().contains("E21"));
     w.stop().await;
 }

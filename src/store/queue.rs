@@ -244,7 +244,50 @@ pub struct NewAlert {
     pub dedup_key: String,
 }
 
+/// The row an alert is about, for the alert constructors.
+#[derive(Debug, Clone, Copy)]
+pub struct AlertSubject<'a> {
+    pub outbox_id: i64,
+    pub message_id: i64,
+    pub recipient: &'a str,
+    pub purpose: &'a str,
+}
+
 impl NewAlert {
+    /// A row that will not be delivered (refused, given up, or undeliverable from the start).
+    pub fn dead(s: AlertSubject<'_>, why: &str) -> NewAlert {
+        NewAlert {
+            kind: "delivery.dead".into(),
+            unit_key: Some(s.recipient.to_owned()),
+            reason: format!("{} to {} {why}", s.purpose, s.recipient),
+            message_id: Some(s.message_id),
+            outbox_id: Some(s.outbox_id),
+            dedup_key: format!("dead:{}", s.outbox_id),
+        }
+    }
+
+    /// The recipient answered with a negative receipt.
+    pub fn nacked(s: AlertSubject<'_>, ack: &Ack) -> NewAlert {
+        NewAlert {
+            kind: "delivery.nacked".into(),
+            unit_key: Some(s.recipient.to_owned()),
+            reason: format!(
+                "{} answered the {} with a negative receipt ({}): {}",
+                s.recipient,
+                s.purpose,
+                ack.status,
+                if ack.codes.is_empty() {
+                    "no error code".to_owned()
+                } else {
+                    ack.codes.join(", ")
+                }
+            ),
+            message_id: Some(s.message_id),
+            outbox_id: Some(s.outbox_id),
+            dedup_key: format!("nacked:{}", s.outbox_id),
+        }
+    }
+
     /// The alert about `message_id` when it names no message yet (alerts planned before the
     /// message they concern was stored).
     pub fn with_message(&self, message_id: i64) -> NewAlert {

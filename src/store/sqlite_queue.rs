@@ -6,8 +6,8 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::queue::{
-    Ack, Attempt, CapacityReport, Effects, NewAck, NewAlert, NewDecision, NewOutbox, NewRoute,
-    OutboxFilter, OutboxRow, OutboxState, StoredAlert, StoredDecision, StoredRoute,
+    Ack, AlertSubject, Attempt, CapacityReport, Effects, NewAck, NewAlert, NewDecision, NewOutbox,
+    NewRoute, OutboxFilter, OutboxRow, OutboxState, StoredAlert, StoredDecision, StoredRoute,
 };
 use super::sqlite::{DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 
@@ -134,19 +134,15 @@ fn insert_outbox(conn: &Connection, message_id: i64, o: &NewOutbox) -> rusqlite:
     conn.prepare_cached("INSERT INTO outbox_bodies (outbox_id, body) VALUES (?1, ?2)")?
         .execute(params![id, o.body])?;
     if let Some(reason) = &o.dead_reason {
+        let subject = AlertSubject {
+            outbox_id: id,
+            message_id,
+            recipient: &o.recipient_key,
+            purpose: &o.purpose,
+        };
         raise_alert(
             conn,
-            &NewAlert {
-                kind: "delivery.dead".into(),
-                unit_key: Some(o.recipient_key.clone()),
-                reason: format!(
-                    "{} to {} cannot be delivered: {reason}",
-                    o.purpose, o.recipient_key
-                ),
-                message_id: Some(message_id),
-                outbox_id: Some(id),
-                dedup_key: format!("dead:{id}"),
-            },
+            &NewAlert::dead(subject, &format!("cannot be delivered: {reason}")),
         )?;
     }
     Ok(())
@@ -178,26 +174,6 @@ fn clear_alert(conn: &Connection, dedup_key: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// The alert raised for a negative receipt.
-fn nack_alert(row_id: i64, recipient: &str, purpose: &str, message_id: i64, ack: &Ack) -> NewAlert {
-    NewAlert {
-        kind: "delivery.nacked".into(),
-        unit_key: Some(recipient.to_owned()),
-        reason: format!(
-            "{recipient} answered the {purpose} with a negative receipt ({}): {}",
-            ack.status,
-            if ack.codes.is_empty() {
-                "no error code".to_owned()
-            } else {
-                ack.codes.join(", ")
-            }
-        ),
-        message_id: Some(message_id),
-        outbox_id: Some(row_id),
-        dedup_key: format!("nacked:{row_id}"),
-    }
-}
-
 /// Correlate an incoming receipt with the outbox row of the message it answers (the row is
 /// acknowledged even when the delivery attempt's own result is not recorded yet).
 pub(super) fn apply_ack(
@@ -219,10 +195,13 @@ pub(super) fn apply_ack(
     };
     set_answered(conn, id, &a.ack, a.at_ms, Some(ack_message_id))?;
     if !a.ack.is_ok() {
-        raise_alert(
-            conn,
-            &nack_alert(id, &recipient, &purpose, message_id, &a.ack),
-        )?;
+        let subject = AlertSubject {
+            outbox_id: id,
+            message_id,
+            recipient: &recipient,
+            purpose: &purpose,
+        };
+        raise_alert(conn, &NewAlert::nacked(subject, &a.ack))?;
     }
     Ok(Some(id))
 }
@@ -354,13 +333,19 @@ pub(super) fn record_attempt(
     let Some((recipient, purpose, message_id, ack_within_ms)) = held else {
         return Ok(false);
     };
+    let subject = AlertSubject {
+        outbox_id: id,
+        message_id,
+        recipient: &recipient,
+        purpose: &purpose,
+    };
     match attempt {
         Attempt::Answered { ack, at_ms } => {
             conn.prepare_cached("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1")?
                 .execute(params![id])?;
             set_answered(conn, id, ack, *at_ms, None)?;
             if !ack.is_ok() {
-                raise_alert(conn, &nack_alert(id, &recipient, &purpose, message_id, ack))?;
+                raise_alert(conn, &NewAlert::nacked(subject, ack))?;
             }
         }
         Attempt::Delivered { at_ms } => {
@@ -393,14 +378,7 @@ pub(super) fn record_attempt(
             .execute(params![id, error, reason])?;
             raise_alert(
                 conn,
-                &NewAlert {
-                    kind: "delivery.dead".into(),
-                    unit_key: Some(recipient.clone()),
-                    reason: format!("{purpose} to {recipient} given up: {reason} ({error})"),
-                    message_id: Some(message_id),
-                    outbox_id: Some(id),
-                    dedup_key: format!("dead:{id}"),
-                },
+                &NewAlert::dead(subject, &format!("given up: {reason} ({error})")),
             )?;
         }
     }

@@ -10,9 +10,9 @@ use tokio_postgres::Row;
 
 use super::{exec, opt_row, opt_text, rows, text, Fail, Res};
 use crate::store::queue::{
-    Ack, Attempt, CapacityReport, DecisionSource, Effects, NewAck, NewAlert, NewDecision,
-    NewOutbox, NewRoute, OutboxFilter, OutboxRow, OutboxState, StoredAlert, StoredDecision,
-    StoredRoute,
+    Ack, AlertSubject, Attempt, CapacityReport, DecisionSource, Effects, NewAck, NewAlert,
+    NewDecision, NewOutbox, NewRoute, OutboxFilter, OutboxRow, OutboxState, StoredAlert,
+    StoredDecision, StoredRoute,
 };
 
 /// Advisory lock class (first `int4` key) for the order-key locks; the second key is the
@@ -171,19 +171,15 @@ async fn insert_outbox<C: GenericClient>(c: &C, message_id: i64, o: &NewOutbox) 
         None => return Err(Fail::Data("outbox insert returned no id")),
     };
     if let Some(reason) = &o.dead_reason {
+        let subject = AlertSubject {
+            outbox_id: id,
+            message_id,
+            recipient: &o.recipient_key,
+            purpose: &o.purpose,
+        };
         raise_alert(
             c,
-            &NewAlert {
-                kind: "delivery.dead".into(),
-                unit_key: Some(o.recipient_key.clone()),
-                reason: format!(
-                    "{} to {} cannot be delivered: {reason}",
-                    o.purpose, o.recipient_key
-                ),
-                message_id: Some(message_id),
-                outbox_id: Some(id),
-                dedup_key: format!("dead:{id}"),
-            },
+            &NewAlert::dead(subject, &format!("cannot be delivered: {reason}")),
         )
         .await?;
     }
@@ -192,6 +188,8 @@ async fn insert_outbox<C: GenericClient>(c: &C, message_id: i64, o: &NewOutbox) 
 
 /// Raise an alert unless one with the same key is open.
 async fn raise_alert<C: GenericClient>(c: &C, a: &NewAlert) -> Res<()> {
+    // Reasons quote keys and error texts that may come from outside (no U+0000 in PostgreSQL text).
+    let reason = text(&a.reason);
     exec(
         c,
         "INSERT INTO alerts (kind, unit_key, reason, message_id, outbox_id, raised_at, dedup_key) \
@@ -199,7 +197,7 @@ async fn raise_alert<C: GenericClient>(c: &C, a: &NewAlert) -> Res<()> {
         &[
             &a.kind,
             &a.unit_key,
-            &a.reason,
+            &reason,
             &a.message_id,
             &a.outbox_id,
             &now_text(),
@@ -218,26 +216,6 @@ async fn clear_alert<C: GenericClient>(c: &C, dedup_key: &str) -> Res<()> {
     )
     .await?;
     Ok(())
-}
-
-/// The alert raised for a negative receipt.
-fn nack_alert(row_id: i64, recipient: &str, purpose: &str, message_id: i64, ack: &Ack) -> NewAlert {
-    NewAlert {
-        kind: "delivery.nacked".into(),
-        unit_key: Some(recipient.to_owned()),
-        reason: format!(
-            "{recipient} answered the {purpose} with a negative receipt ({}): {}",
-            ack.status,
-            if ack.codes.is_empty() {
-                "no error code".to_owned()
-            } else {
-                ack.codes.join(", ")
-            }
-        ),
-        message_id: Some(message_id),
-        outbox_id: Some(row_id),
-        dedup_key: format!("nacked:{row_id}"),
-    }
 }
 
 /// Correlate an incoming receipt with the outbox row of the message it answers (the row is
@@ -262,7 +240,13 @@ async fn apply_ack<C: GenericClient>(c: &C, a: &NewAck, ack_message_id: i64) -> 
     );
     set_answered(c, id, &a.ack, a.at_ms, Some(ack_message_id)).await?;
     if !a.ack.is_ok() {
-        raise_alert(c, &nack_alert(id, &recipient, &purpose, message_id, &a.ack)).await?;
+        let subject = AlertSubject {
+            outbox_id: id,
+            message_id,
+            recipient: &recipient,
+            purpose: &purpose,
+        };
+        raise_alert(c, &NewAlert::nacked(subject, &a.ack)).await?;
     }
     Ok(())
 }
@@ -403,7 +387,13 @@ pub(super) async fn record_attempt<C: GenericClient>(
             .await?;
             set_answered(c, id, ack, *at_ms, None).await?;
             if !ack.is_ok() {
-                raise_alert(c, &nack_alert(id, &recipient, &purpose, message_id, ack)).await?;
+                let subject = AlertSubject {
+                    outbox_id: id,
+                    message_id,
+                    recipient: &recipient,
+                    purpose: &purpose,
+                };
+                raise_alert(c, &NewAlert::nacked(subject, ack)).await?;
             }
         }
         Attempt::Delivered { at_ms } => {
@@ -442,19 +432,15 @@ pub(super) async fn record_attempt<C: GenericClient>(
                 &[&id, &text(error), &text(reason)],
             )
             .await?;
+            let subject = AlertSubject {
+                outbox_id: id,
+                message_id,
+                recipient: &recipient,
+                purpose: &purpose,
+            };
             raise_alert(
                 c,
-                &NewAlert {
-                    kind: "delivery.dead".into(),
-                    unit_key: Some(recipient.clone()),
-                    reason: text(&format!(
-                        "{purpose} to {recipient} given up: {reason} ({error})"
-                    ))
-                    .into_owned(),
-                    message_id: Some(message_id),
-                    outbox_id: Some(id),
-                    dedup_key: format!("dead:{id}"),
-                },
+                &NewAlert::dead(subject, &format!("given up: {reason} ({error})")),
             )
             .await?;
         }
