@@ -248,9 +248,16 @@ impl Admission {
         Ok(None)
     }
 
-    /// Decide and plan (CPU work: rule evaluation and encoding). `today` is the date ages are
-    /// counted on.
-    pub fn finish(&self, msg: &Message, routed: Routed, today: chrono::NaiveDate) -> Effects {
+    /// Decide and plan (CPU work: rule evaluation and encoding). `raw` is the message as received
+    /// when it is FHIR JSON (a FHIR unit gets it forwarded, readdressed, instead of re-encoded);
+    /// `today` is the date ages are counted on.
+    pub fn finish(
+        &self,
+        msg: &Message,
+        raw: Option<&[u8]>,
+        routed: Routed,
+        today: chrono::NaiveDate,
+    ) -> Effects {
         let Routed {
             route,
             referrer,
@@ -282,7 +289,7 @@ impl Admission {
         if let Some(unit) = &route.unit {
             effects
                 .outbox
-                .push(self.referral_to_unit(msg, unit, &original, &now, now_ms));
+                .push(self.referral_to_unit(msg, raw, unit, &original, &now, now_ms));
         }
         let note = (route.full || route.unit.is_none()).then_some(route.reason_no.as_str());
         effects.outbox.push(self.reply_to_referrer(
@@ -382,6 +389,7 @@ impl Admission {
     fn referral_to_unit(
         &self,
         msg: &Message,
+        raw: Option<&[u8]>,
         unit: &KadUnit,
         original: &str,
         now: &str,
@@ -407,10 +415,30 @@ impl Admission {
             row.dead_reason = Some("the unit takes no referral format kadgate writes".into());
             return row;
         };
+        let receiver = unit.party.organisation();
+        if format == Format::FhirR4 {
+            let forwarded = raw.and_then(|raw| {
+                crate::fhir::forward::readdress(
+                    raw,
+                    &crate::fhir::forward::Readdress {
+                        msg_id: &out_msg_id,
+                        bundle_id: &uuid::Uuid::new_v4().to_string(),
+                        now,
+                        receiver: &receiver,
+                    },
+                )
+            });
+            if let Some(body) = forwarded {
+                row.format = format_name(format);
+                row.content_type = "application/fhir+json".into();
+                row.body = body;
+                return row;
+            }
+        }
         let mut out = msg.clone();
         out.header.msg_id = Some(out_msg_id);
         out.header.gen_date = Some(now.to_owned());
-        out.header.receiver = Some(unit.party.organisation());
+        out.header.receiver = Some(receiver);
         out.header.conversation = Some(Conversation {
             ref_to_parent: Some(original.to_owned()),
             ref_to_conversation: msg

@@ -30,6 +30,7 @@
 pub mod check;
 pub mod decode;
 pub mod encode;
+pub mod forward;
 pub mod json;
 pub mod mapping;
 pub mod r4;

@@ -72,7 +72,11 @@ impl Pipeline {
             return self.store_fhir(new, channel).await;
         }
         let (message, effects) = self
-            .admit(outcome.disposition, outcome.message.take())
+            .admit(
+                outcome.disposition,
+                outcome.message.take(),
+                Some(bytes.clone()),
+            )
             .await?;
         outcome.message = message;
         let response_id = uuid::Uuid::new_v4().to_string();

@@ -122,10 +122,12 @@ impl Pipeline {
 
     /// For a referral accepted at the door: route, decide and plan (the message is handed back).
     /// Anything else, or no admission configured: no effects.
+    /// `raw`: the received bytes when they are FHIR JSON (forwarded as they are to a FHIR unit).
     pub(crate) async fn admit(
         &self,
         disposition: Disposition,
         message: Option<Message>,
+        raw: Option<Arc<Vec<u8>>>,
     ) -> Result<(Option<Message>, Effects), PipelineError> {
         let Some(adm) = self.admission.clone() else {
             return Ok((message, Effects::default()));
@@ -162,7 +164,7 @@ impl Pipeline {
         let today = chrono::Local::now().date_naive();
         let (msg, effects) = self
             .on_cpu(move || {
-                let effects = adm.finish(&msg, routed, today);
+                let effects = adm.finish(&msg, raw.as_deref().map(Vec::as_slice), routed, today);
                 (msg, effects)
             })
             .await?;
@@ -212,7 +214,7 @@ impl Pipeline {
         let bytes = Arc::new(bytes);
         let mut outcome = self.check(bytes.clone()).await?;
         let (message, mut effects) = self
-            .admit(outcome.disposition, outcome.message.take())
+            .admit(outcome.disposition, outcome.message.take(), None)
             .await?;
         outcome.message = message;
         let received_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
