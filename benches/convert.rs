@@ -1,5 +1,7 @@
-//! FHIR conversion: decode and encode per message kind on the shared FHIR examples, and the whole
-//! KITH → model → FHIR path for a Henvisning and an Epikrise.
+//! FHIR conversion: decode and encode per message kind on the shared FHIR examples, the whole
+//! KITH → model → FHIR path for a Henvisning and an Epikrise, and — for the 10 KB load referral —
+//! forwarding it to a FHIR unit readdressed vs encoding it again from the model (what admission
+//! does per referral).
 //!
 //! Run: `cargo bench --bench convert`. Standards folder: `KADGATE_STANDARDS_DIR`, else
 //! `$CARGO_MANIFEST_DIR/../shared/standards`.
@@ -83,6 +85,32 @@ fn bench(c: &mut Criterion) {
             b.iter(|| serde_json::to_vec(&kith_to_fhir(std::hint::black_box(&bytes))).unwrap())
         });
     }
+    let load = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/load/fhir-referral-10k.json"
+    ))
+    .expect("load referral readable");
+    let model = decode(&serde_json::from_slice(&load).unwrap())
+        .message
+        .expect("load referral decodes");
+    let unit = model.header.receiver.clone().expect("a receiver");
+    g.bench_function("to-unit/encode-from-model/referral-10k", |b| {
+        b.iter(|| serde_json::to_vec(&fhir_encode(std::hint::black_box(&model), true)).unwrap())
+    });
+    g.bench_function("to-unit/forward-readdressed/referral-10k", |b| {
+        b.iter(|| {
+            kadgate::fhir::forward::readdress(
+                std::hint::black_box(&load),
+                &kadgate::fhir::forward::Readdress {
+                    msg_id: "7d0c2a3e-5b1f-4c2e-9a61-0f3b8e2d4c10",
+                    bundle_id: "0b9e7c55-2d41-4f3a-8c7e-6a5d4c3b2a19",
+                    now: "2026-11-25T12:00:00Z",
+                    receiver: &unit,
+                },
+            )
+            .expect("forwardable")
+        })
+    });
     g.finish();
 }
 

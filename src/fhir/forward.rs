@@ -36,9 +36,19 @@ pub fn readdress(raw: &[u8], to: &Readdress<'_>) -> Option<Vec<u8>> {
         return None;
     }
     let her = to.receiver.her_id()?.to_owned();
-    let parsed: Value = serde_json::from_slice(raw).ok()?;
-    let mut bundle = super::validate::message_bundle(&parsed).clone();
-    drop(parsed);
+    let mut parsed: Value = serde_json::from_slice(raw).ok()?;
+    // A `$process-message` body may carry the message inside Parameters (`content`).
+    let mut bundle = if parsed.get("resourceType")?.as_str()? == "Parameters" {
+        parsed
+            .get_mut("parameter")?
+            .as_array_mut()?
+            .iter_mut()
+            .find(|p| p.get("name").and_then(Value::as_str) == Some("content"))?
+            .get_mut("resource")?
+            .take()
+    } else {
+        parsed
+    };
     if bundle.get("resourceType")?.as_str()? != "Bundle" {
         return None;
     }
