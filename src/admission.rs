@@ -232,13 +232,7 @@ impl Admission {
 
     /// The most specific party of an organisation the directory knows (person, unit, top level).
     async fn find_party(&self, org: &Organisation) -> Result<Option<Party>, RegistryError> {
-        let mut levels: Vec<&Organisation> = vec![org];
-        let mut cur = org;
-        while let Some(u) = cur.unit.as_deref() {
-            levels.push(u);
-            cur = u;
-        }
-        for level in levels.iter().rev() {
+        for level in levels(org).iter().rev() {
             if let Some(her) = level.her_id() {
                 if let Some(p) = self.directory.party(her).await? {
                     return Ok(Some(p));
@@ -291,7 +285,10 @@ impl Admission {
                 .outbox
                 .push(self.referral_to_unit(msg, raw, unit, &original, &now, now_ms));
         }
-        let note = (route.full || route.unit.is_none()).then_some(route.reason_no.as_str());
+        // Why no unit with room was found — unless the decision's reasons already say it.
+        let note = (route.full || route.unit.is_none())
+            .then_some(route.reason_no.as_str())
+            .filter(|n| !decision.reasons_no.iter().any(|r| r == n));
         effects.outbox.push(self.reply_to_referrer(
             msg,
             &decision,
@@ -544,16 +541,21 @@ struct Answerer<'a> {
     route_note: Option<&'a str>,
 }
 
+/// An organisation and the units below it, top level first.
+fn levels(org: &Organisation) -> Vec<&Organisation> {
+    let mut out = vec![org];
+    let mut cur = org;
+    while let Some(u) = cur.unit.as_deref() {
+        out.push(u);
+        cur = u;
+    }
+    out
+}
+
 /// A referrer the directory does not know, as far as the referral names it (no formats, no
 /// endpoint: its reply is a dead letter from the start, with an alert).
 fn unknown_party(org: &Organisation) -> Party {
-    let mut levels = vec![org];
-    let mut cur = org;
-    while let Some(u) = cur.unit.as_deref() {
-        levels.push(u);
-        cur = u;
-    }
-    let her = levels
+    let her = levels(org)
         .iter()
         .rev()
         .find_map(|o| o.her_id())
