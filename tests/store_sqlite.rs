@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kadgate::store::sqlite::{SqliteOptions, SqliteStore};
-use kadgate::store::{Direction, IngestOutcome, NewMessage, NewReceipt, Store, StoreError};
+mod common;
+
+use common::store_cases::{message, stored_id};
+use kadgate::store::{Store, StoreError};
 
 fn db_path(dir: &tempfile::TempDir) -> std::path::PathBuf {
     // A nested path: open must create the parent directories.
@@ -16,51 +19,6 @@ fn db_path(dir: &tempfile::TempDir) -> std::path::PathBuf {
 
 fn open(dir: &tempfile::TempDir) -> SqliteStore {
     SqliteStore::open(&db_path(dir), SqliteOptions::default()).expect("open store")
-}
-
-fn receipt(n: u32, key: &str) -> NewReceipt {
-    NewReceipt {
-        receiver_key: format!("HER:{}", 1000 + n),
-        receipt_id: format!("apprec-{key}-{n}"),
-        status: if n % 2 == 0 {
-            "ok".into()
-        } else {
-            "rejected".into()
-        },
-        content_type: "application/xml".into(),
-        body: format!("<AppRec n=\"{n}\" key=\"{key}\"/>").into_bytes(),
-    }
-}
-
-fn message(key: Option<&str>) -> NewMessage {
-    let tag = key.unwrap_or("nokey");
-    NewMessage {
-        received_at: "2025-01-02T03:04:05Z".into(),
-        channel: "http".into(),
-        direction: Direction::In,
-        format: Some("henvisning-11".into()),
-        msg_type: Some("HENVISNING".into()),
-        msg_id: Some(format!("msg-{tag}")),
-        sender_key: Some("HER:56704".into()),
-        dedup_key: key.map(str::to_owned),
-        status: "accepted".into(),
-        raw: format!("<MsgHead>{tag}</MsgHead>").into_bytes(),
-        header_json: Some(format!("{{\"msg_id\":\"msg-{tag}\"}}")),
-        body_json: Some("{\"patient\":\"x\"}".into()),
-        findings_json: "[]".into(),
-        correlates_to: None,
-        receipts: vec![receipt(0, tag), receipt(1, tag), receipt(2, tag)],
-        reply_json: None,
-        content_sha256: None,
-        effects: Default::default(),
-    }
-}
-
-fn stored_id(outcome: &IngestOutcome) -> i64 {
-    match outcome {
-        IngestOutcome::Stored { id } => *id,
-        other => panic!("expected Stored, got {other:?}"),
-    }
 }
 
 #[tokio::test]

@@ -37,6 +37,19 @@ fn unavailable(e: StoreError) -> Response {
     )
 }
 
+fn directory_unavailable(e: crate::registry::RegistryError) -> Response {
+    problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "registry.unavailable",
+        "Directory unavailable",
+        e.to_string(),
+    )
+}
+
+fn conflict(code: &str, title: &str, detail: impl Into<String>) -> Response {
+    problem(StatusCode::CONFLICT, code, title, detail)
+}
+
 fn not_found(what: &str, id: impl std::fmt::Display) -> Response {
     problem(
         StatusCode::NOT_FOUND,
@@ -165,8 +178,7 @@ pub(super) async fn override_decision(
     }
     let pipeline = st.pipeline.clone();
     let Some(admission) = pipeline.admission().cloned() else {
-        return problem(
-            StatusCode::CONFLICT,
+        return conflict(
             "api.admission-off",
             "Admission is off",
             "this gateway does not decide referrals ([admission] enabled = false)",
@@ -183,8 +195,7 @@ pub(super) async fn override_decision(
         Err(e) => return unavailable(e),
     };
     let Some(previous) = decisions.last() else {
-        return problem(
-            StatusCode::CONFLICT,
+        return conflict(
             "api.not-decided",
             "Not a decided referral",
             format!("message {id} has no admission decision to override"),
@@ -198,8 +209,7 @@ pub(super) async fn override_decision(
     {
         Ok(Ok((m, _))) => m,
         _ => {
-            return problem(
-                StatusCode::CONFLICT,
+            return conflict(
                 "api.unreadable",
                 "Unreadable",
                 format!("message {id} can no longer be read"),
@@ -306,8 +316,7 @@ pub(super) async fn retry_outbox(
             Json(serde_json::json!({"outbox_id": id, "state": "pending"})).into_response()
         }
         Ok(false) => match store.get_outbox(id).await {
-            Ok(Some(row)) => problem(
-                StatusCode::CONFLICT,
+            Ok(Some(row)) => conflict(
                 "api.not-retryable",
                 "Not retryable",
                 format!(
@@ -355,14 +364,7 @@ pub(super) async fn list_units(State(st): State<Arc<AppState>>) -> Response {
     };
     let units = match adm.directory().kad_units().await {
         Ok(u) => u,
-        Err(e) => {
-            return problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "registry.unavailable",
-                "Directory unavailable",
-                e.to_string(),
-            )
-        }
+        Err(e) => return directory_unavailable(e),
     };
     let out: Vec<serde_json::Value> = units
         .iter()
@@ -417,14 +419,7 @@ pub(super) async fn report_capacity(
     match adm.directory().kad_unit(&her).await {
         Ok(Some(_)) => {}
         Ok(None) => return not_found("KAD unit", her),
-        Err(e) => {
-            return problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "registry.unavailable",
-                "Directory unavailable",
-                e.to_string(),
-            )
-        }
+        Err(e) => return directory_unavailable(e),
     }
     let now = chrono::Utc::now();
     let report = CapacityReport {

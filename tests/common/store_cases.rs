@@ -80,7 +80,8 @@ fn receipt(n: u32, key: &str) -> NewReceipt {
 }
 
 /// A message with three receipts; `key` is its dedup key (None = cannot dedup).
-fn message(key: Option<&str>) -> NewMessage {
+/// A message with three receipts, dedup key `key` (None: cannot be deduplicated).
+pub fn message(key: Option<&str>) -> NewMessage {
     let tag = key.unwrap_or("nokey");
     NewMessage {
         received_at: "2025-01-02T03:04:05Z".into(),
