@@ -338,8 +338,9 @@ pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Confi
             }
         };
     }
-    for key in value.keys() {
-        if ![
+    unknown_top_keys(
+        &value,
+        &[
             "standards_dir",
             "server",
             "store",
@@ -352,16 +353,9 @@ pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Confi
             "admission",
             "delivery",
             "api",
-        ]
-        .contains(&key.as_str())
-        {
-            problems.push(Problem {
-                line: None,
-                path: key.clone(),
-                message: "unknown key".into(),
-            });
-        }
-    }
+        ],
+        &mut problems,
+    );
     if let Some(v) = value.get("standards_dir") {
         match v.as_str() {
             Some(s) => cfg.standards_dir = Some(PathBuf::from(s)),
@@ -396,6 +390,24 @@ pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Confi
 }
 
 /// Parse a TOML text twice: as a document (spans, for line numbers) and as a table (values).
+/// A problem without its line yet (`place_problems` finds it from the path).
+pub(crate) fn problem(path: impl Into<String>, message: impl Into<String>) -> Problem {
+    Problem {
+        line: None,
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// Every top-level key of a TOML file that is not one of `known`, as an `unknown key` problem.
+pub(crate) fn unknown_top_keys(value: &toml::Table, known: &[&str], problems: &mut Vec<Problem>) {
+    for key in value.keys() {
+        if !known.contains(&key.as_str()) {
+            problems.push(problem(key.clone(), "unknown key"));
+        }
+    }
+}
+
 pub(crate) fn parse_toml(
     text: &str,
 ) -> Result<(toml_edit::ImDocument<&str>, toml::Table), Problem> {

@@ -20,7 +20,9 @@ use serde::Deserialize;
 use super::{
     valid_municipality, Directory, Endpoint, GpAssignment, KadUnit, Party, PartyKind, RegistryError,
 };
-use crate::config::{de_one, parse_toml, place_problems, ConfigError, Problem};
+use crate::config::{
+    de_one, parse_toml, place_problems, problem, unknown_top_keys, ConfigError, Problem,
+};
 use crate::ident::{parse_person_number, valid_her_id, valid_org_number};
 use crate::model::Format;
 
@@ -137,14 +139,6 @@ impl std::fmt::Debug for FileDirectory {
     }
 }
 
-fn problem(path: impl Into<String>, message: impl Into<String>) -> Problem {
-    Problem {
-        line: None,
-        path: path.into(),
-        message: message.into(),
-    }
-}
-
 /// Which section an entry is in.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Section {
@@ -179,11 +173,7 @@ impl FileDirectory {
         };
         let (doc, value) = parse_toml(text).map_err(|p| fail(vec![p]))?;
         let mut problems = Vec::new();
-        for key in value.keys() {
-            if !TOP_KEYS.contains(&key.as_str()) {
-                problems.push(problem(key.clone(), "unknown key"));
-            }
-        }
+        unknown_top_keys(&value, &TOP_KEYS, &mut problems);
         let mut dir = FileDirectory {
             title: match value.get("title") {
                 None => None,

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{de_one, parse_toml, place_problems, Problem};
+use crate::config::{de_one, parse_toml, place_problems, problem, unknown_top_keys, Problem};
 
 pub use eval::{decide, Decision, DecisionKind, Evidence, FiredRule};
 
@@ -179,14 +179,6 @@ pub struct RulesError {
     pub problems: Vec<Problem>,
 }
 
-fn problem(path: impl Into<String>, message: impl Into<String>) -> Problem {
-    Problem {
-        line: None,
-        path: path.into(),
-        message: message.into(),
-    }
-}
-
 const TOP_KEYS: [&str; 7] = [
     "id", "version", "title", "policy", "pathways", "news2", "rules",
 ];
@@ -212,11 +204,7 @@ impl RuleSet {
         };
         let (doc, value) = parse_toml(text).map_err(|p| fail(vec![p]))?;
         let mut problems = Vec::new();
-        for key in value.keys() {
-            if !TOP_KEYS.contains(&key.as_str()) {
-                problems.push(problem(key.clone(), "unknown key"));
-            }
-        }
+        unknown_top_keys(&value, &TOP_KEYS, &mut problems);
         let text_field = |key: &str, problems: &mut Vec<Problem>| -> String {
             match value.get(key) {
                 Some(toml::Value::String(s)) if !s.trim().is_empty() => s.clone(),
