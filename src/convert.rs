@@ -121,7 +121,7 @@ pub fn kith_format(msg: &Message, wanted: Option<Format>) -> Result<Format, Conv
         Body::Receipt(_) => Err(ConvertError::Encode(
             "a receipt is not converted: an AppRec answers a KITH message, a response message a FHIR one".into(),
         )),
-        Body::Plo(_) | Body::Opaque => Err(ConvertError::Encode(
+        Body::Plo(_) | Body::CareEvent(_) | Body::Opaque => Err(ConvertError::Encode(
             "kadgate converts referrals, epicrises and dialogue messages only".into(),
         )),
     }

@@ -13,6 +13,7 @@
 //! - [`convert`]  KITH ↔ FHIR through the model, output checked (`kadgate convert`)
 //! - [`check`]    the whole check of one message → findings + the receipt decision (no I/O)
 //! - [`config`]   TOML → typed config, checked once, every problem at once
+//! - [`clock`]    "now" for everything that schedules (real, or manual in tests)
 //! - [`rules`]    admission rule sets (TOML, versioned) and the decision on a referral, with NEWS2
 //! - [`reply`]    the business reply telling a referrer the admission decision (Dialogmelding 1.1 / FHIR)
 //! - [`delivery`] transports (HTTP(S) with mutual TLS, drop folder), retry backoff, circuit breakers
@@ -28,6 +29,7 @@
 
 pub mod admission;
 pub mod check;
+pub mod clock;
 pub mod config;
 pub mod conformance;
 pub mod convert;

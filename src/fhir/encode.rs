@@ -59,6 +59,7 @@ pub fn encode(msg: &Message) -> Result<Value, EncodeError> {
         Body::Dialog(d) => Ok(dialog_message(msg, d)),
         Body::Receipt(r) => receipt_message(msg, r),
         Body::Plo(_) => Err(EncodeError::Unsupported("PLO")),
+        Body::CareEvent(_) => Err(EncodeError::Unsupported("stay event")),
         Body::Opaque => Err(EncodeError::Unsupported("opaque")),
     }
 }

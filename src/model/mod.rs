@@ -840,13 +840,64 @@ impl ReceiptStatus {
     }
 }
 
-/// A PLO message: kept as its kind plus the facts the stay tracking needs (issue: stays).
+/// A PLO message: kept as its kind plus the facts the stay tracking needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PloMessage {
     /// Root element local name, e.g. `Pasientlogistikk`, `Innleggelsesrapport`.
     pub document: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub texts: Vec<TextSection>,
+    /// What the message reports about a stay (Pasientlogistikk `LOG_INNLAGT`, `LOG_UTSKREVET` …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<CareEvent>,
+}
+
+/// What happened to a patient's stay, as the unit reports it: a PLO Pasientlogistikk message, or a
+/// FHIR message whose focus is an Encounter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CareEvent {
+    pub kind: CareEventKind,
+    /// When it happened, as written (date or date-time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// New report, a change of an earlier one, or its cancellation (PLO `Forsendelsesstatus`;
+    /// FHIR Encounter `entered-in-error` = cancellation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_type: Option<ServiceType>,
+    /// The referral the stay answers, when the message names it (FHIR `Encounter.basedOn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referral_id: Option<String>,
+    /// The unit's own id of the stay (FHIR `Encounter.identifier`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stay_id: Option<String>,
+    /// The patient is followed up by municipal home nursing after the stay, when the message says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_nursing: Option<bool>,
+}
+
+/// The kind of a [`CareEvent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CareEventKind {
+    /// The patient was admitted (PLO `LOG_INNLAGT`, Encounter `in-progress`).
+    Admitted,
+    /// The patient was discharged (PLO `LOG_UTSKREVET`, Encounter `finished`).
+    Discharged,
+    /// Ready for discharge (PLO `LOG_UTSKRIVNINGSKLAR`).
+    ReadyForDischarge,
+    /// The patient died (PLO `LOG_DOD`).
+    Deceased,
+}
+
+impl CareEventKind {
+    pub fn word(self) -> &'static str {
+        match self {
+            CareEventKind::Admitted => "admitted",
+            CareEventKind::Discharged => "discharged",
+            CareEventKind::ReadyForDischarge => "ready-for-discharge",
+            CareEventKind::Deceased => "deceased",
+        }
+    }
 }
 
 /// The business content of a message.
@@ -857,6 +908,8 @@ pub enum Body {
     Epicrisis(Box<Epicrisis>),
     Dialog(Box<Dialog>),
     Plo(Box<PloMessage>),
+    /// A stay event from a FHIR message (PLO events sit in [`PloMessage::event`]).
+    CareEvent(Box<CareEvent>),
     Receipt(Box<Receipt>),
     /// Recognised envelope, content kadgate does not read (kept raw in the store).
     Opaque,
@@ -980,6 +1033,15 @@ pub struct Message {
 }
 
 impl Message {
+    /// The stay event the message reports, whichever format it came in.
+    pub fn care_event(&self) -> Option<&CareEvent> {
+        match &self.body {
+            Body::CareEvent(e) => Some(e),
+            Body::Plo(p) => p.event.as_ref(),
+            _ => None,
+        }
+    }
+
     /// The patient the message is about: the header's, else the body's.
     pub fn patient(&self) -> Option<&Patient> {
         if let Some(p) = &self.header.patient {

@@ -371,5 +371,6 @@ fn plo(root: &Element) -> PloMessage {
     PloMessage {
         document: root.name.clone(),
         texts,
+        event: None,
     }
 }

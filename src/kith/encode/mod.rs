@@ -89,6 +89,7 @@ fn body_name(msg: &Message) -> &'static str {
         Body::Epicrisis(_) => "epicrisis",
         Body::Dialog(_) => "dialogue",
         Body::Plo(_) => "PLO",
+        Body::CareEvent(_) => "stay event",
         Body::Receipt(_) => "receipt",
         Body::Opaque => "unread",
     }
