@@ -17,11 +17,17 @@ pub mod postgres;
 pub mod queue;
 pub mod sqlite;
 mod sqlite_queue;
+mod sqlite_stays;
+pub mod stays;
 
 pub use queue::{
     Ack, Attempt, CapacityReport, DecisionSource, Effects, NewAck, NewAlert, NewDecision,
     NewOutbox, NewRoute, OutboxFilter, OutboxRow, OutboxState, StoredAlert, StoredDecision,
     StoredRoute,
+};
+pub use stays::{
+    AuditEntry, NewAudit, NewStay, NewStayWork, StayApplied, StayChange, StayRecord, StayWork,
+    StayWrite, WorkOutcome,
 };
 
 /// Which way a message travelled.
@@ -232,6 +238,41 @@ pub trait Store: Send + Sync + 'static {
     async fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
     /// Alerts, newest first; `open_only` leaves out cleared ones.
     async fn alerts(&self, open_only: bool, limit: i64) -> Result<Vec<StoredAlert>, StoreError>;
+
+    /// Lease up to `limit` due stay work items (pending or held, due, not leased by a live owner).
+    async fn lease_stay_work(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<StayWork>, StoreError>;
+    /// Record one step of the stay tracker in one transaction; `Conflict` (nothing recorded) when
+    /// the stay's version or the work item's lease no longer match.
+    async fn apply_stay(&self, change: StayChange) -> Result<StayApplied, StoreError>;
+    /// The stay holding any of these link keys (the first key that matches wins).
+    async fn stay_by_keys(&self, keys: &[String]) -> Result<Option<StayRecord>, StoreError>;
+    /// The newest stay of a patient at one of these units that is not closed.
+    async fn open_stay(
+        &self,
+        patient_nin: &str,
+        unit_keys: &[String],
+    ) -> Result<Option<StayRecord>, StoreError>;
+    /// A patient's stays, newest first.
+    async fn stays_of_patient(
+        &self,
+        patient_nin: &str,
+        limit: i64,
+    ) -> Result<Vec<StayRecord>, StoreError>;
+    async fn get_stay(&self, id: i64) -> Result<Option<StayRecord>, StoreError>;
+    /// Stays whose epicrisis was due by `now_ms`.
+    async fn stays_overdue(&self, now_ms: i64, limit: i64) -> Result<Vec<StayRecord>, StoreError>;
+    /// Number of stays per state, and of stay work items waiting (`work:pending`, `work:held`).
+    async fn stay_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Append to the audit log (never changed or deleted).
+    async fn record_audit(&self, entry: NewAudit) -> Result<i64, StoreError>;
+    /// The audit log, newest first.
+    async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>, StoreError>;
 
     /// Cheap liveness check of the database.
     async fn ping(&self) -> Result<(), StoreError>;

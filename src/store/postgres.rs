@@ -43,6 +43,7 @@
 //! server's DETAIL, which echoes row values. Nothing here assumes it is the only instance.
 
 mod queue;
+mod stays;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -56,6 +57,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use super::sqlite::{DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
+use super::stays::{AuditEntry, NewAudit, StayApplied, StayChange, StayRecord, StayWork};
 use super::{
     Attempt, CapacityReport, Direction, Effects, IngestOutcome, ListFilter, MessageSummary,
     NewMessage, OutboxFilter, OutboxRow, Store, StoreError, StoredAlert, StoredDecision,
@@ -67,6 +69,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0001_init.sql"),
     include_str!("migrations/postgres/0002_content_hash.sql"),
     include_str!("migrations/postgres/0003_outbox.sql"),
+    include_str!("migrations/postgres/0004_stays.sql"),
 ];
 
 /// Advisory lock key (one `bigint`) held while migrating.
@@ -812,6 +815,83 @@ impl Store for PgStore {
         let limit = clamp_limit(limit);
         self.read("list alerts", move |c| {
             Box::pin(queue::alerts(c, open_only, limit))
+        })
+        .await
+    }
+
+    async fn lease_stay_work(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<StayWork>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        write_tx!(self, "lease stay work", |tx| stays::lease_work(
+            &tx, owner, now_ms, lease_ms, limit
+        ))
+    }
+
+    async fn apply_stay(&self, change: StayChange) -> Result<StayApplied, StoreError> {
+        write_tx!(self, "record stay", |tx| stays::apply(&tx, &change))
+    }
+
+    async fn stay_by_keys(&self, keys: &[String]) -> Result<Option<StayRecord>, StoreError> {
+        let keys = keys.to_vec();
+        self.read("find stay", move |c| {
+            Box::pin(async move { stays::by_keys(c, &keys).await })
+        })
+        .await
+    }
+
+    async fn open_stay(
+        &self,
+        patient_nin: &str,
+        unit_keys: &[String],
+    ) -> Result<Option<StayRecord>, StoreError> {
+        let (nin, units) = (patient_nin.to_owned(), unit_keys.to_vec());
+        self.read("find open stay", move |c| {
+            Box::pin(async move { stays::open_stay(c, &nin, &units).await })
+        })
+        .await
+    }
+
+    async fn stays_of_patient(
+        &self,
+        patient_nin: &str,
+        limit: i64,
+    ) -> Result<Vec<StayRecord>, StoreError> {
+        let nin = patient_nin.to_owned();
+        self.read("list stays", move |c| {
+            Box::pin(async move { stays::of_patient(c, &nin, limit).await })
+        })
+        .await
+    }
+
+    async fn get_stay(&self, id: i64) -> Result<Option<StayRecord>, StoreError> {
+        self.read("get stay", move |c| Box::pin(stays::get(c, id)))
+            .await
+    }
+
+    async fn stays_overdue(&self, now_ms: i64, limit: i64) -> Result<Vec<StayRecord>, StoreError> {
+        self.read("list overdue stays", move |c| {
+            Box::pin(stays::overdue(c, now_ms, limit))
+        })
+        .await
+    }
+
+    async fn stay_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read("count stays", |c| Box::pin(stays::counts(c)))
+            .await
+    }
+
+    async fn record_audit(&self, entry: NewAudit) -> Result<i64, StoreError> {
+        write_tx!(self, "record audit", |tx| stays::record_audit(&tx, &entry))
+    }
+
+    async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read("read audit log", move |c| {
+            Box::pin(stays::audit_log(c, limit))
         })
         .await
     }

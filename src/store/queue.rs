@@ -320,6 +320,10 @@ pub struct Effects {
     /// For an incoming receipt: the outbox row it answers.
     pub ack: Option<NewAck>,
     pub alerts: Vec<NewAlert>,
+    /// A stay opened by this message (a referral).
+    pub stay: Option<super::stays::NewStay>,
+    /// This message (from a unit) is queued for the stay tracker.
+    pub stay_work: Option<super::stays::NewStayWork>,
 }
 
 /// A unit's own report of free beds.

@@ -24,6 +24,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::sqlite_queue as q;
+use super::sqlite_stays as st;
+use super::stays::{AuditEntry, NewAudit, StayApplied, StayChange, StayRecord, StayWork};
 use super::{
     Attempt, CapacityReport, Direction, Effects, IngestOutcome, ListFilter, MessageSummary,
     NewMessage, OutboxFilter, OutboxRow, Store, StoreError, StoredAlert, StoredDecision,
@@ -35,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0001_init.sql"),
     include_str!("migrations/sqlite/0002_content_hash.sql"),
     include_str!("migrations/sqlite/0003_outbox.sql"),
+    include_str!("migrations/sqlite/0004_stays.sql"),
 ];
 
 /// How long a connection waits for a lock held by another connection/process.
@@ -542,6 +545,76 @@ impl Store for SqliteStore {
 
     async fn alerts(&self, open_only: bool, limit: i64) -> Result<Vec<StoredAlert>, StoreError> {
         self.read("list alerts", move |c| q::alerts(c, open_only, limit))
+            .await
+    }
+
+    async fn lease_stay_work(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<StayWork>, StoreError> {
+        let owner = owner.to_owned();
+        self.write("lease stay work", move |c| {
+            st::lease_work(c, &owner, now_ms, lease_ms, limit)
+        })
+        .await
+    }
+
+    async fn apply_stay(&self, change: StayChange) -> Result<StayApplied, StoreError> {
+        self.write("record stay", move |c| st::apply(c, &change))
+            .await
+    }
+
+    async fn stay_by_keys(&self, keys: &[String]) -> Result<Option<StayRecord>, StoreError> {
+        let keys = keys.to_vec();
+        self.read("find stay", move |c| st::by_keys(c, &keys)).await
+    }
+
+    async fn open_stay(
+        &self,
+        patient_nin: &str,
+        unit_keys: &[String],
+    ) -> Result<Option<StayRecord>, StoreError> {
+        let (nin, units) = (patient_nin.to_owned(), unit_keys.to_vec());
+        self.read("find open stay", move |c| st::open_stay(c, &nin, &units))
+            .await
+    }
+
+    async fn stays_of_patient(
+        &self,
+        patient_nin: &str,
+        limit: i64,
+    ) -> Result<Vec<StayRecord>, StoreError> {
+        let nin = patient_nin.to_owned();
+        let limit = limit.clamp(1, MAX_LIST_LIMIT);
+        self.read("list stays", move |c| st::of_patient(c, &nin, limit))
+            .await
+    }
+
+    async fn get_stay(&self, id: i64) -> Result<Option<StayRecord>, StoreError> {
+        self.read("get stay", move |c| st::get(c, id)).await
+    }
+
+    async fn stays_overdue(&self, now_ms: i64, limit: i64) -> Result<Vec<StayRecord>, StoreError> {
+        let limit = limit.clamp(1, MAX_LIST_LIMIT);
+        self.read("list overdue stays", move |c| st::overdue(c, now_ms, limit))
+            .await
+    }
+
+    async fn stay_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read("count stays", |c| st::counts(c)).await
+    }
+
+    async fn record_audit(&self, entry: NewAudit) -> Result<i64, StoreError> {
+        self.write("record audit", move |c| st::record_audit(c, &entry))
+            .await
+    }
+
+    async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        let limit = limit.clamp(1, MAX_LIST_LIMIT);
+        self.read("read audit log", move |c| st::audit_log(c, limit))
             .await
     }
 

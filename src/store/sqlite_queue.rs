@@ -45,6 +45,12 @@ pub(super) fn insert_effects(
     for a in &effects.alerts {
         raise_alert(conn, &a.with_message(message_id))?;
     }
+    if let Some(s) = &effects.stay {
+        super::sqlite_stays::insert_stay(conn, message_id, s)?;
+    }
+    if let Some(w) = &effects.stay_work {
+        super::sqlite_stays::insert_work(conn, message_id, w)?;
+    }
     Ok(())
 }
 
@@ -97,7 +103,11 @@ fn insert_route(conn: &Connection, message_id: i64, r: &NewRoute) -> rusqlite::R
     Ok(())
 }
 
-fn insert_outbox(conn: &Connection, message_id: i64, o: &NewOutbox) -> rusqlite::Result<()> {
+pub(super) fn insert_outbox(
+    conn: &Connection,
+    message_id: i64,
+    o: &NewOutbox,
+) -> rusqlite::Result<()> {
     let state = if o.dead_reason.is_some() {
         OutboxState::Dead
     } else {
@@ -166,7 +176,7 @@ pub(super) fn raise_alert(conn: &Connection, a: &NewAlert) -> rusqlite::Result<(
     Ok(())
 }
 
-fn clear_alert(conn: &Connection, dedup_key: &str) -> rusqlite::Result<()> {
+pub(super) fn clear_alert(conn: &Connection, dedup_key: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "UPDATE alerts SET cleared_at = ?2, dedup_key = NULL WHERE dedup_key = ?1",
     )?

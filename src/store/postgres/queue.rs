@@ -56,12 +56,18 @@ pub(super) async fn insert_effects<C: GenericClient>(
     for a in &effects.alerts {
         raise_alert(c, &a.with_message(message_id)).await?;
     }
+    if let Some(s) = &effects.stay {
+        super::stays::insert_stay(c, message_id, s).await?;
+    }
+    if let Some(w) = &effects.stay_work {
+        super::stays::insert_work(c, message_id, w).await?;
+    }
     Ok(())
 }
 
 /// Hold the order keys' advisory locks until the transaction ends, taken in a fixed order, so
 /// that rows of one key get their ids in commit order.
-async fn lock_order_keys<C: GenericClient>(c: &C, outbox: &[NewOutbox]) -> Res<()> {
+pub(super) async fn lock_order_keys<C: GenericClient>(c: &C, outbox: &[NewOutbox]) -> Res<()> {
     let mut keys: Vec<&str> = outbox.iter().map(|o| o.order_key.as_str()).collect();
     keys.sort_unstable();
     keys.dedup();
@@ -133,7 +139,11 @@ async fn insert_route<C: GenericClient>(c: &C, message_id: i64, r: &NewRoute) ->
     Ok(())
 }
 
-async fn insert_outbox<C: GenericClient>(c: &C, message_id: i64, o: &NewOutbox) -> Res<()> {
+pub(super) async fn insert_outbox<C: GenericClient>(
+    c: &C,
+    message_id: i64,
+    o: &NewOutbox,
+) -> Res<()> {
     let state = if o.dead_reason.is_some() {
         OutboxState::Dead
     } else {
@@ -187,7 +197,7 @@ async fn insert_outbox<C: GenericClient>(c: &C, message_id: i64, o: &NewOutbox) 
 }
 
 /// Raise an alert unless one with the same key is open.
-async fn raise_alert<C: GenericClient>(c: &C, a: &NewAlert) -> Res<()> {
+pub(super) async fn raise_alert<C: GenericClient>(c: &C, a: &NewAlert) -> Res<()> {
     // Reasons quote keys and error texts that may come from outside (no U+0000 in PostgreSQL text).
     let reason = text(&a.reason);
     exec(
@@ -208,7 +218,7 @@ async fn raise_alert<C: GenericClient>(c: &C, a: &NewAlert) -> Res<()> {
     Ok(())
 }
 
-async fn clear_alert<C: GenericClient>(c: &C, dedup_key: &str) -> Res<()> {
+pub(super) async fn clear_alert<C: GenericClient>(c: &C, dedup_key: &str) -> Res<()> {
     exec(
         c,
         "UPDATE alerts SET cleared_at = $2, dedup_key = NULL WHERE dedup_key = $1",
