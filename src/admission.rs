@@ -90,6 +90,8 @@ pub struct Admission {
     policy: RoutingPolicy,
     config: AdmissionConfig,
     snapshot: Mutex<Snapshot>,
+    /// Open a stay for every referral planned (`[stays] enabled`).
+    stays: bool,
 }
 
 /// The routing half of a plan (async: directory lookups); [`Admission::finish`] does the CPU half.
@@ -122,7 +124,14 @@ impl Admission {
             policy,
             config,
             snapshot: Mutex::new(Snapshot::default()),
+            stays: false,
         }
+    }
+
+    /// Open a stay with every referral planned.
+    pub fn with_stays(mut self, on: bool) -> Admission {
+        self.stays = on;
+        self
     }
 
     pub fn directory(&self) -> &Arc<dyn Directory> {
@@ -284,6 +293,25 @@ impl Admission {
             effects
                 .outbox
                 .push(self.referral_to_unit(msg, raw, unit, &original, &now, now_ms));
+        }
+        if self.stays {
+            effects.stay = Some(crate::stay::opening(crate::stay::Opening {
+                msg,
+                unit_key: unit_key.clone(),
+                unit_name: route.unit.as_ref().map(|u| u.party.name.clone()),
+                municipality: route.municipality.clone(),
+                referrer_is_home_nursing: referrer
+                    .as_ref()
+                    .is_some_and(|p| p.kind == crate::registry::PartyKind::HomeNursing),
+                forwarded_ids: effects
+                    .outbox
+                    .iter()
+                    .filter(|o| o.purpose == "referral")
+                    .map(|o| o.out_msg_id.clone())
+                    .collect(),
+                now: &now,
+                now_ms,
+            }));
         }
         // Why no unit with room was found — unless the decision's reasons already say it.
         let note = (route.full || route.unit.is_none())
@@ -542,7 +570,7 @@ struct Answerer<'a> {
 }
 
 /// An organisation and the units below it, top level first.
-fn levels(org: &Organisation) -> Vec<&Organisation> {
+pub(crate) fn levels(org: &Organisation) -> Vec<&Organisation> {
     let mut out = vec![org];
     let mut cur = org;
     while let Some(u) = cur.unit.as_deref() {
@@ -554,7 +582,7 @@ fn levels(org: &Organisation) -> Vec<&Organisation> {
 
 /// A referrer the directory does not know, as far as the referral names it (no formats, no
 /// endpoint: its reply is a dead letter from the start, with an alert).
-fn unknown_party(org: &Organisation) -> Party {
+pub(crate) fn unknown_party(org: &Organisation) -> Party {
     let her = levels(org)
         .iter()
         .rev()
@@ -577,11 +605,11 @@ fn unknown_party(org: &Organisation) -> Party {
     }
 }
 
-fn party_key(p: &Party) -> String {
+pub(crate) fn party_key(p: &Party) -> String {
     unit_key(&p.her_id)
 }
 
-fn outbox_row(
+pub(crate) fn outbox_row(
     purpose: &str,
     party: &Party,
     order_key: String,
@@ -630,7 +658,7 @@ pub fn format_name(f: Format) -> String {
         .unwrap_or_default()
 }
 
-fn encode(msg: &Message, format: Format) -> Result<(Vec<u8>, &'static str), String> {
+pub(crate) fn encode(msg: &Message, format: Format) -> Result<(Vec<u8>, &'static str), String> {
     match format {
         Format::FhirR4 => {
             let v = crate::fhir::encode::encode(msg).map_err(|e| e.to_string())?;

@@ -35,6 +35,8 @@ pub struct Config {
     pub routing: crate::routing::RoutingPolicy,
     /// Outbox workers: retries, circuit breakers, leases.
     pub delivery: crate::delivery::worker::DeliveryConfig,
+    /// Stays and the epicrisis fan-out.
+    pub stays: crate::stay::StayConfig,
     pub api: ApiConfig,
 }
 
@@ -352,6 +354,7 @@ pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Confi
             "routing",
             "admission",
             "delivery",
+            "stays",
             "api",
         ],
         &mut problems,
@@ -376,6 +379,7 @@ pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Confi
     section!("routing", routing);
     section!("admission", admission);
     section!("delivery", delivery);
+    section!("stays", stays);
     section!("api", api);
 
     semantic_checks(&cfg, &mut problems);
@@ -506,6 +510,30 @@ fn semantic_checks(cfg: &Config, problems: &mut Vec<Problem>) {
             path: "server.max_body_bytes".into(),
             message: "must be at least 1024".into(),
         });
+    }
+    if cfg.stays.enabled && !cfg.admission.enabled {
+        problems.push(Problem {
+            line: None,
+            path: "stays.enabled".into(),
+            message: "stays need [admission] enabled (its directory finds GPs and home nursing)"
+                .into(),
+        });
+    }
+    for (m, her) in &cfg.stays.gp_fallback {
+        if m != "default" && !crate::registry::valid_municipality(m) {
+            problems.push(Problem {
+                line: None,
+                path: format!("stays.gp_fallback.{m}"),
+                message: "keys are 4-digit municipality numbers or \"default\"".into(),
+            });
+        }
+        if her.trim().is_empty() || !her.trim().bytes().all(|b| b.is_ascii_digit()) {
+            problems.push(Problem {
+                line: None,
+                path: format!("stays.gp_fallback.{m}"),
+                message: "must be a HER-id (digits)".into(),
+            });
+        }
     }
     match cfg.store.kind.as_str() {
         "sqlite" => {}

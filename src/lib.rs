@@ -22,6 +22,7 @@
 //! - [`admission`] route, decide and plan a received referral (decision, outbox rows)
 //! - [`store`]    the `Store` trait and its SQLite implementation (group commit)
 //! - [`pipeline`] receive → check → store → receipt, shared by every source
+//! - [`stay`]     stays (referral → admitted → discharged), epicrisis fan-out, deadlines, audited views
 //! - [`http`]     the HTTP API (axum)
 //! - [`dropfolder`] the file-drop source
 //! - [`server`]   wiring: store + schemas + listener + shutdown
@@ -48,6 +49,7 @@ pub mod report;
 pub mod routing;
 pub mod rules;
 pub mod server;
+pub mod stay;
 pub mod store;
 pub mod xml;
 pub mod xsd;

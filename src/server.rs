@@ -58,8 +58,10 @@ impl Gateway {
             config.server.workers,
         );
         if config.admission.enabled {
-            pipeline = pipeline.with_admission(Arc::new(load_admission(&config)?));
+            let admission = load_admission(&config)?.with_stays(config.stays.enabled);
+            pipeline = pipeline.with_admission(Arc::new(admission));
         }
+        pipeline = pipeline.with_stays(config.stays.enabled && config.admission.enabled);
         let pipeline = Arc::new(pipeline);
         Ok(Gateway {
             config,
@@ -169,6 +171,21 @@ pub async fn run(
     } else {
         None
     };
+    let stay_task = match gw.pipeline.admission() {
+        Some(adm) if gw.config.stays.enabled => {
+            let tracker = crate::stay::Tracker::new(
+                gw.store.clone(),
+                adm.directory().clone(),
+                gw.pipeline.rules.clone(),
+                gw.config.stays.clone(),
+                crate::clock::system(),
+                gw.pipeline.stay_wake(),
+                gw.pipeline.wake(),
+            );
+            Some(tokio::spawn(tracker.run(stop_rx.clone())))
+        }
+        _ => None,
+    };
     state.listening.store(true, Ordering::SeqCst);
     tracing::info!(addr = %listener.local_addr()?, "listening");
     let app = router(state.clone());
@@ -185,6 +202,9 @@ pub async fn run(
         tracing::warn!("in-flight requests did not finish within the grace period");
     }
     if let Some(t) = drop_task {
+        let _ = tokio::time::timeout(grace, t).await;
+    }
+    if let Some(t) = stay_task {
         let _ = tokio::time::timeout(grace, t).await;
     }
     if let Some(t) = worker_task {

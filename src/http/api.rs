@@ -10,6 +10,10 @@
 //! - `GET /api/alerts?all=true`: open alerts (all with `all=true`); reasons hold no patient data.
 //! - `GET /api/units`: the KAD units with beds, beds held and their own latest report.
 //! - `PUT /api/units/{her}/capacity` `{"free_beds"}`: a unit's own report of free beds. Token.
+//! - `POST /api/stays/search` `{"patient"}`: a patient's stays, with timelines and where each
+//!   message went (who, when, format, receipt). Token; every read recorded in the audit log.
+//! - `GET /api/stays/{id}`: one stay. Token; audited.
+//! - `GET /api/audit?limit=`: the audit log of reads of patient data. Token.
 //!
 //! The token is `[api] operator_token` from the config, sent as `Authorization: Bearer …`; with no
 //! token configured the endpoints that need one answer 403. Invariant: no patient data in URLs
@@ -430,6 +434,114 @@ pub(super) async fn report_capacity(
     };
     match st.pipeline.store().report_capacity(report).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// Who is reading, for the audit log: the operator token, and the name the client gives in
+/// `X-Kadgate-Actor` (until user accounts exist).
+fn actor(headers: &HeaderMap) -> String {
+    let named = headers
+        .get("x-kadgate-actor")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().chars().take(80).collect::<String>())
+        .filter(|s| !s.is_empty());
+    match named {
+        Some(n) => format!("api:operator-token ({n})"),
+        None => "api:operator-token".into(),
+    }
+}
+
+fn stays_response(r: Result<Vec<crate::stay::view::StayView>, StoreError>) -> Response {
+    match r {
+        Ok(stays) => Json(serde_json::json!({ "stays": stays })).into_response(),
+        Err(e) => unavailable(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StaySearch {
+    /// The patient's national identity number (in the body: never in a URL).
+    patient: String,
+}
+
+/// `POST /api/stays/search` `{"patient"}`: a patient's stays, each with its timeline and where
+/// every message went. Token; every read is recorded in the audit log.
+pub(super) async fn search_stays(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = authorise(&st, &headers) {
+        return *r;
+    }
+    let q: StaySearch = match serde_json::from_slice(&body) {
+        Ok(q) => q,
+        Err(_) => return bad_request("expected {\"patient\": \"<national identity number>\"}"),
+    };
+    let nin = q.patient.trim();
+    if crate::ident::parse_person_number(nin).is_err() {
+        return bad_request(
+            "patient is not a valid national identity number (11 digits, check digits)",
+        );
+    }
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let store = st.pipeline.store();
+    stays_response(
+        crate::stay::view::audited(
+            store.as_ref(),
+            &actor(&headers),
+            crate::stay::view::Lookup::Patient(nin),
+            &now,
+        )
+        .await,
+    )
+}
+
+/// `GET /api/stays/{id}`: one stay. Token; audited.
+pub(super) async fn get_stay(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    if let Err(r) = authorise(&st, &headers) {
+        return *r;
+    }
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let store = st.pipeline.store();
+    match crate::stay::view::audited(
+        store.as_ref(),
+        &actor(&headers),
+        crate::stay::view::Lookup::Stay(id),
+        &now,
+    )
+    .await
+    {
+        Ok(mut v) => match v.pop() {
+            Some(s) => Json(s).into_response(),
+            None => not_found("stay", id),
+        },
+        Err(e) => unavailable(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct AuditQuery {
+    limit: Option<i64>,
+}
+
+/// `GET /api/audit?limit=`: the audit log of reads of patient data, newest first. Token.
+pub(super) async fn audit_log(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> Response {
+    if let Err(r) = authorise(&st, &headers) {
+        return *r;
+    }
+    match st.pipeline.store().audit_log(q.limit.unwrap_or(100)).await {
+        Ok(v) => Json(v).into_response(),
         Err(e) => unavailable(e),
     }
 }

@@ -83,6 +83,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/outbox/{id}/retry", post(api::retry_outbox))
         .route("/api/alerts", get(api::list_alerts))
         .route("/api/units", get(api::list_units))
+        .route("/api/stays/search", post(api::search_stays))
+        .route("/api/stays/{id}", get(api::get_stay))
+        .route("/api/audit", get(api::audit_log))
         .route(
             "/api/units/{her}/capacity",
             axum::routing::put(api::report_capacity),

@@ -60,6 +60,10 @@ pub struct Pipeline {
     admission: Option<Arc<Admission>>,
     /// Woken when new outbox rows are committed, so delivery starts at once.
     wake: Arc<tokio::sync::Notify>,
+    /// Queue messages from units for the stay tracker (`[stays] enabled`).
+    stays: bool,
+    /// Woken when stay work is committed (or a stay opened that held work may wait for).
+    stay_wake: Arc<tokio::sync::Notify>,
 }
 
 pub(crate) fn now_datetime() -> String {
@@ -92,6 +96,8 @@ impl Pipeline {
             cpu: Arc::new(tokio::sync::Semaphore::new(n)),
             admission: None,
             wake: Arc::new(tokio::sync::Notify::new()),
+            stays: false,
+            stay_wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -99,6 +105,17 @@ impl Pipeline {
     pub fn with_admission(mut self, admission: Arc<Admission>) -> Self {
         self.admission = Some(admission);
         self
+    }
+
+    /// Queue every message from a unit about a stay (events, epicrises) for the stay tracker.
+    pub fn with_stays(mut self, on: bool) -> Self {
+        self.stays = on;
+        self
+    }
+
+    /// Notified whenever stay work is committed (the stay tracker waits on it).
+    pub fn stay_wake(&self) -> Arc<tokio::sync::Notify> {
+        self.stay_wake.clone()
     }
 
     pub fn admission(&self) -> Option<&Arc<Admission>> {
@@ -113,9 +130,15 @@ impl Pipeline {
     /// Store a message and, when it brought outbox rows, wake the delivery worker.
     pub(crate) async fn commit(&self, new: NewMessage) -> Result<IngestOutcome, StoreError> {
         let has_rows = !new.effects.outbox.is_empty();
+        let stay_work = new.effects.stay_work.is_some() || new.effects.stay.is_some();
         let stored = self.store.ingest(new).await?;
-        if has_rows && matches!(stored, IngestOutcome::Stored { .. }) {
-            self.wake.notify_one();
+        if matches!(stored, IngestOutcome::Stored { .. }) {
+            if has_rows {
+                self.wake.notify_one();
+            }
+            if stay_work {
+                self.stay_wake.notify_one();
+            }
         }
         Ok(stored)
     }
@@ -129,11 +152,21 @@ impl Pipeline {
         message: Option<Message>,
         raw: Option<Arc<Vec<u8>>>,
     ) -> Result<(Option<Message>, Effects), PipelineError> {
-        let Some(adm) = self.admission.clone() else {
-            return Ok((message, Effects::default()));
-        };
         let Some(msg) = message else {
             return Ok((None, Effects::default()));
+        };
+        if self.stays && disposition == Disposition::Accepted {
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            if let Some(work) = crate::stay::queued(&msg, now_ms) {
+                let effects = Effects {
+                    stay_work: Some(work),
+                    ..Effects::default()
+                };
+                return Ok((Some(msg), effects));
+            }
+        }
+        let Some(adm) = self.admission.clone() else {
+            return Ok((Some(msg), Effects::default()));
         };
         if disposition != Disposition::Accepted || !matches!(msg.body, Body::Referral(_)) {
             return Ok((Some(msg), Effects::default()));
