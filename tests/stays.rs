@@ -1,0 +1,544 @@
+//! Stays end to end through the HTTP API: a referral from legevakt opens a stay, the unit's
+//! epicrisis is fanned out — to the patient's GP (KITH), the referrer (FHIR) and home nursing
+//! (KITH) — each a real system (a second kadgate that checks every message and answers with a
+//! real AppRec or FHIR response), and the stay's timeline and deliveries are read back through
+//! the audited API. Also: the GP changed during the stay, the referring GP gets one copy,
+//! messages arriving out of order, a corrected and a cancelled epicrisis, no GP in the register.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{client, TestServer};
+use kadgate::model::{
+    Body, Conversation, CopyReceiver, Format, Ident, Organisation, Patient, PatientIdent,
+    ServiceType,
+};
+use serde_json::Value;
+
+const TOKEN: &str = "stay-test-token";
+
+fn repo(rel: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// What the recipient-side systems answer for (the unit, GP offices, legevakt, home nursing).
+const RECIPIENT_ORGS: &str = r#"
+[receipts]
+reject_unknown_service = false
+
+[[organisations]]
+name = "Testbyen KAD"
+idents = ["HER:990002"]
+
+[[organisations]]
+name = "Testbyen legekontor"
+idents = ["HER:990001"]
+
+[[organisations]]
+name = "Fjordvik legesenter"
+idents = ["HER:990005"]
+
+[[organisations]]
+name = "Testbyen interkommunale legevakt"
+idents = ["HER:990020"]
+
+[[organisations]]
+name = "Hjemmesykepleien Testbyen"
+idents = ["HER:990041"]
+
+[[organisations]]
+name = "Tildelingskontoret"
+idents = ["HER:990050"]
+"#;
+
+fn registry(port: u16) -> String {
+    let fhir = format!("http://127.0.0.1:{port}/fhir/$process-message");
+    let kith = format!("http://127.0.0.1:{port}/kith");
+    format!(
+        r#"
+[[kad_units]]
+her_id = "990002"
+name = "Testbyen KAD"
+org_enh = "990001006"
+municipality = "0301"
+municipalities = ["0301", "3298"]
+beds = 12
+formats = ["fhir-r4"]
+endpoint = {{ url = "{fhir}" }}
+
+[[parties]]
+her_id = "990001"
+kind = "gp-office"
+name = "Testbyen legekontor"
+org_enh = "990003009"
+municipality = "0301"
+formats = ["epikrise12", "dialogmelding11"]
+endpoint = {{ url = "{kith}" }}
+
+[[parties]]
+her_id = "990011"
+kind = "gp"
+name = "Lege, Test"
+hpr = "9144889"
+org_name = "Testbyen legekontor"
+org_her_id = "990001"
+org_enh = "990003009"
+municipality = "0301"
+
+[[parties]]
+her_id = "990005"
+kind = "gp-office"
+name = "Fjordvik legesenter"
+org_enh = "990001030"
+municipality = "3298"
+formats = ["epikrise12"]
+endpoint = {{ url = "{kith}" }}
+
+[[parties]]
+her_id = "990013"
+kind = "gp"
+name = "Allmennlege, Ola"
+org_name = "Fjordvik legesenter"
+org_her_id = "990005"
+org_enh = "990001030"
+municipality = "3298"
+
+[[parties]]
+her_id = "990020"
+kind = "legevakt"
+name = "Testbyen interkommunale legevakt"
+org_enh = "990001006"
+municipality = "0301"
+formats = ["fhir-r4", "dialogmelding11"]
+endpoint = {{ url = "{fhir}" }}
+
+[[parties]]
+her_id = "990041"
+kind = "home-nursing"
+name = "Hjemmesykepleien Testbyen"
+org_enh = "990001006"
+municipality = "0301"
+formats = ["epikrise12"]
+endpoint = {{ url = "{kith}" }}
+
+[[parties]]
+her_id = "990050"
+kind = "intake"
+name = "Tildelingskontoret"
+org_enh = "990001006"
+municipality = "0301"
+formats = ["epikrise12"]
+endpoint = {{ url = "{kith}" }}
+
+[[gp_lists]]
+gp = "990011"
+patients = [
+  {{ nin = "27094100211", from = "2005-01-01" }},
+  {{ nin = "30014500282", from = "2026-03-03" }},
+]
+
+[[gp_lists]]
+gp = "990013"
+patients = [
+  {{ nin = "30014500282", from = "1999-05-01", to = "2026-03-02" }},
+]
+"#
+    )
+}
+
+struct World {
+    gw: TestServer,
+    recipients: TestServer,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+async fn world(link_grace_secs: u64) -> World {
+    let rdir = tempfile::tempdir().unwrap();
+    let mut rcfg = common::test_config(rdir.path());
+    rcfg.admission.enabled = false;
+    rcfg.stays.enabled = false;
+    rcfg.delivery.enabled = false;
+    let extra = kadgate::config::parse(RECIPIENT_ORGS, "recipient organisations", None).unwrap();
+    rcfg.organisations.extend(extra.organisations);
+    rcfg.receipts = extra.receipts;
+    let recipients = TestServer::start(rcfg).await;
+    let port: u16 = recipients.base.rsplit(':').next().unwrap().parse().unwrap();
+
+    let gdir = tempfile::tempdir().unwrap();
+    let reg = gdir.path().join("registry.toml");
+    std::fs::write(&reg, registry(port)).unwrap();
+    let mut cfg = common::test_config(&gdir.path().join("data"));
+    cfg.admission.enabled = true;
+    cfg.admission.ruleset = repo("fixtures/rules/national-default.toml");
+    cfg.admission.registry = reg;
+    cfg.stays.enabled = true;
+    cfg.stays.poll_ms = 50;
+    cfg.stays.link_grace_secs = link_grace_secs;
+    cfg.stays.gp_fallback = [("default".to_string(), "990050".to_string())].into();
+    cfg.api.operator_token = Some(TOKEN.into());
+    cfg.delivery.poll_ms = 50;
+    let gw = TestServer::start(cfg).await;
+    World {
+        gw,
+        recipients,
+        _dirs: vec![rdir, gdir],
+    }
+}
+
+impl World {
+    async fn stop(self) {
+        self.gw.stop().await;
+        self.recipients.stop().await;
+    }
+
+    async fn stays_of(&self, nin: &str) -> Vec<Value> {
+        let r = client()
+            .post(format!("{}/api/stays/search", self.gw.base))
+            .bearer_auth(TOKEN)
+            .header("x-kadgate-actor", "test: ward nurse")
+            .json(&serde_json::json!({ "patient": nin }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        v["stays"].as_array().cloned().unwrap()
+    }
+
+    /// The patient's one stay once `n` epicrisis deliveries reached a final state.
+    async fn settled(&self, nin: &str, n: usize, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let stays = self.stays_of(nin).await;
+            if let Some(s) = stays.first() {
+                let rows = epicrisis_rows(s);
+                let done = rows
+                    .iter()
+                    .filter(|d| ["acked", "nacked", "dead"].contains(&d["state"].as_str().unwrap()))
+                    .count();
+                if done >= n && rows.len() == done {
+                    assert_eq!(stays.len(), 1, "one stay: {stays:#?}");
+                    return s.clone();
+                }
+            }
+            assert!(Instant::now() < deadline, "not settled in time: {stays:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// How many times the recipient systems stored a message with this id, and how.
+    async fn received(&self, msg_id: &str) -> Vec<Value> {
+        let list: Vec<Value> = client()
+            .get(format!("{}/api/messages?limit=500", self.recipients.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        list.into_iter()
+            .filter(|m| m["msg_id"].as_str() == Some(msg_id))
+            .collect()
+    }
+}
+
+fn epicrisis_rows(stay: &Value) -> Vec<Value> {
+    stay["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["purpose"].as_str().unwrap().starts_with("epicrisis"))
+        .cloned()
+        .collect()
+}
+
+/// A referral vignette sent by `sender` (HER-id) about the patient `nin`, with a fresh id.
+fn referral(sender: &str, nin: &str) -> (Vec<u8>, String) {
+    let text = std::fs::read_to_string(repo("fixtures/rules/vignettes/acc-copd.json")).unwrap();
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    let id = uuid::Uuid::new_v4().to_string();
+    for e in v["entry"].as_array_mut().unwrap() {
+        let r = &mut e["resource"];
+        match r["resourceType"].as_str().unwrap() {
+            "MessageHeader" => {
+                r["id"] = Value::String(id.clone());
+                r["source"]["endpoint"] =
+                    Value::String(format!("urn:oid:2.16.578.1.12.4.1.2:{sender}"));
+            }
+            "Patient" => r["identifier"][0]["value"] = Value::String(nin.into()),
+            "Organization" if r["name"] == "Testbyen legekontor" => {
+                r["identifier"][1]["value"] = Value::String(sender.into());
+                if sender == "990020" {
+                    r["name"] = Value::String("Testbyen interkommunale legevakt".into());
+                    r["identifier"][0]["value"] = Value::String("990001006".into());
+                }
+            }
+            _ => {}
+        }
+    }
+    (serde_json::to_vec(&v).unwrap(), id)
+}
+
+async fn post_fhir(base: &str, body: Vec<u8>) -> i64 {
+    let r = client()
+        .post(format!("{base}/fhir/$process-message"))
+        .header("content-type", "application/fhir+json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.headers()
+        .get("x-kadgate-message-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("the answer names the stored message id")
+}
+
+async fn post_kith(base: &str, body: Vec<u8>) -> reqwest::Response {
+    common::post_xml(base, body).await
+}
+
+fn her(id: &str) -> Ident {
+    Ident::new(id, "HER")
+}
+
+/// What an epicrisis from the unit says.
+struct Epi<'a> {
+    nin: &'a str,
+    referral_id: Option<&'a str>,
+    doc_id: &'a str,
+    service_type: ServiceType,
+    discharged: &'a str,
+    copy_to_home_nursing: bool,
+}
+
+/// An Epikrise 1.2 from Testbyen KAD to the GP office (the official example's clinical content,
+/// our parties, patient and ids), encoded by kadgate's own encoder.
+fn epicrisis(e: &Epi<'_>) -> (Vec<u8>, String) {
+    let path = common::kith("epikrise/examples/sarepta/Epikrise_v1-2/epikrise_v1.2_n.xml");
+    let rules = kadgate::check::Rules::from_config(&kadgate::config::Config::demo());
+    let (mut msg, _) =
+        kadgate::convert::read_message(&std::fs::read(path).unwrap(), &rules).unwrap();
+    let msg_id = uuid::Uuid::new_v4().to_string();
+    let unit = Organisation {
+        name: Some("Testbyen KAD".into()),
+        idents: vec![her("990002"), Ident::new("990001006", "ENH")],
+        ..Organisation::default()
+    };
+    let office = Organisation {
+        name: Some("Testbyen legekontor".into()),
+        idents: vec![her("990001"), Ident::new("990003009", "ENH")],
+        ..Organisation::default()
+    };
+    let patient = Patient {
+        family_name: Some("Testesen".into()),
+        given_name: Some("Kari".into()),
+        idents: vec![PatientIdent {
+            id: e.nin.into(),
+            kind: "FNR".into(),
+        }],
+        ..Patient::default()
+    };
+    msg.header.msg_id = Some(msg_id.clone());
+    msg.header.sender = Some(unit.clone());
+    msg.header.receiver = Some(office.clone());
+    msg.header.copy_receivers.clear();
+    msg.header.patient = Some(patient.clone());
+    msg.header.conversation = None::<Conversation>;
+    let Body::Epicrisis(ep) = &mut msg.body else {
+        panic!("the example is an epicrisis")
+    };
+    ep.id = Some(e.doc_id.into());
+    ep.referral_id = e.referral_id.map(str::to_owned);
+    if let Some(r) = ep.referral.as_mut() {
+        r.id = e.referral_id.map(str::to_owned);
+    }
+    ep.service_type = Some(e.service_type);
+    ep.patient = Some(patient);
+    ep.service_provider = Some(unit);
+    ep.requester = Some(office);
+    ep.discharged = Some(e.discharged.into());
+    if e.copy_to_home_nursing {
+        let home_nursing = Organisation {
+            name: Some("Hjemmesykepleien Testbyen".into()),
+            idents: vec![her("990041")],
+            ..Organisation::default()
+        };
+        msg.header.copy_receivers = vec![CopyReceiver {
+            role: Some("COP".into()),
+            party: home_nursing.clone(),
+        }];
+        ep.copy_to = vec![home_nursing];
+    }
+    let bytes = kadgate::kith::encode::encode(&msg, Format::Epikrise12).expect("encodes");
+    (bytes, msg_id)
+}
+
+fn by_role<'a>(rows: &'a [Value], role: &str) -> &'a Value {
+    rows.iter()
+        .find(|r| r["role"] == role)
+        .unwrap_or_else(|| panic!("no {role} delivery in {rows:#?}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_legevakt_referral_and_the_units_epicrisis_reach_gp_referrer_and_home_nursing() {
+    let w = world(600).await;
+    let nin = "27094100211";
+    let (body, referral_id) = referral("990020", nin);
+    post_fhir(&w.gw.base, body).await;
+
+    let (epi, epi_id) = epicrisis(&Epi {
+        nin,
+        referral_id: Some(&referral_id),
+        doc_id: "EPI-1",
+        service_type: ServiceType::New,
+        discharged: "2026-11-20T10:00:00",
+        copy_to_home_nursing: true,
+    });
+    let r = post_kith(&w.gw.base, epi).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    let stay = w.settled(nin, 3, Duration::from_secs(30)).await;
+    let rows = epicrisis_rows(&stay);
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    for (role, key, format) in [
+        ("gp", "HER:990011", "epikrise12"),
+        ("referrer", "HER:990020", "fhir-r4"),
+        ("home-nursing", "HER:990041", "epikrise12"),
+    ] {
+        let d = by_role(&rows, role);
+        assert_eq!(d["recipient_key"], key, "{d:#}");
+        assert_eq!(d["format"], format, "{d:#}");
+        assert_eq!(d["state"], "acked", "{d:#}");
+        assert_eq!(d["ack_status"], "ok", "{d:#}");
+    }
+    assert_eq!(stay["state"], "closed", "{stay:#}");
+    assert_eq!(stay["unit_key"], "HER:990002");
+    assert_eq!(stay["decision"]["decision"], "accepted");
+    assert!(stay["home_nursing"].as_bool().unwrap());
+    let kinds: Vec<&str> = stay["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["referred", "epicrisis-new"], "{stay:#}");
+    // The referral went to the unit too, and the referrer got the decision.
+    let purposes: Vec<&str> = stay["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["purpose"].as_str().unwrap())
+        .collect();
+    assert!(purposes.contains(&"referral") && purposes.contains(&"business-reply"));
+
+    // Every copy arrived exactly once at the recipient systems, and the unit's own message
+    // was stored once at the gateway.
+    let outbox: Vec<Value> = client()
+        .get(format!("{}/api/outbox?limit=100", w.gw.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for row in outbox.iter().filter(|r| r["purpose"] == "epicrisis") {
+        let got = w.received(row["out_msg_id"].as_str().unwrap()).await;
+        assert_eq!(got.len(), 1, "{row:#}");
+        assert_eq!(got[0]["duplicate_count"], 0);
+        assert_eq!(got[0]["status"], "accepted", "{:#}", got[0]);
+    }
+    assert!(
+        w.received(&epi_id).await.is_empty(),
+        "the unit's own copy is not forwarded as is"
+    );
+
+    // Reads are audited, and need the token.
+    let audit: Vec<Value> = client()
+        .get(format!("{}/api/audit", w.gw.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(audit.iter().any(|a| a["action"] == "stays.search"
+        && a["subject"] == format!("patient:{nin}")
+        && a["actor"].as_str().unwrap().contains("ward nurse")));
+    let r = client()
+        .post(format!("{}/api/stays/search", w.gw.base))
+        .json(&serde_json::json!({ "patient": nin }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client()
+        .post(format!("{}/api/stays/search", w.gw.base))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({ "patient": "12345678901" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(!r.text().await.unwrap().contains("12345678901"));
+    let id = stay["id"].as_i64().unwrap();
+    let one: Value = client()
+        .get(format!("{}/api/stays/{id}", w.gw.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["id"], id);
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn the_gp_on_the_day_of_discharge_gets_it_and_a_referring_gp_gets_one_copy() {
+    let w = world(600).await;
+    // GP changed on 2026-03-03 (Fjordvik → Testbyen); discharged 2026-03-05: Testbyen's GP.
+    let nin = "30014500282";
+    let (body, referral_id) = referral("990020", nin);
+    post_fhir(&w.gw.base, body).await;
+    let (epi, _) = epicrisis(&Epi {
+        nin,
+        referral_id: Some(&referral_id),
+        doc_id: "EPI-GP",
+        service_type: ServiceType::New,
+        discharged: "2026-03-05",
+        copy_to_home_nursing: false,
+    });
+    assert_eq!(post_kith(&w.gw.base, epi).await.status(), 200);
+    let stay = w.settled(nin, 2, Duration::from_secs(30)).await;
+    let rows = epicrisis_rows(&stay);
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert_eq!(by_role(&rows, "gp")["recipient_key"], "HER:990011");
+    assert!(rows.iter().all(|r| r["recipient_key"] != "HER:990013"));
+
+    // Referred by the patient's own GP office: one copy, addressed to the GP.
+    let nin2 = "27094100211";
+    let (body, referral_id) = referral("990001", nin2);
+    post_fhir(&w.gw.base, body).await;
+    let (epi, _) = epicrisis(&Epi {
+        nin: nin2,
+        referral_id: Some(&referral_id),
+        doc_id: "EPI-ONE",
+        service_type: ServiceType::New,
+        discharged: "2026-11-20",
+        copy_to_home_nursing: false,
+    });
+    assert_eq!(post_kith(&w.gw.base, epi).await.status(), 200);
+    let stay = w.settled(nin2, 1, Duration::from_secs(30)).await;
+    let rows = epicrisis_rows(&stay);
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0]["role"], "gp");
+    assert_eq!(rows[0]["state"], "acked", "{:#}", rows[0]);
+    w.stop().await;
+}
