@@ -20,7 +20,9 @@
 //! cool-downs — comes from one [`Clock`](crate::clock::Clock) handed to [`Worker::with_clock`]
 //! (the system clock for [`Worker::new`]). Only sleeping is real time (the poll interval, the
 //! shutdown grace), so with a manual clock a test can run an hour of outage in a second: a row due
-//! at clock time T is leased at the first poll after the clock passes T.
+//! at clock time T is leased at the first poll after the clock passes T. A lease (`lease_ms`) is
+//! clock time while a request's timeout is real time: a manual clock must not be moved past a
+//! lease while its attempt is in flight, or the row is handed out again.
 //!
 //! Invariants: the worker never changes a row it does not hold the lease of (the store checks);
 //! it knows nothing of message formats except reading a receipt out of an answer; logs carry ids,
