@@ -7,12 +7,13 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::NaiveDate;
 use kadgate::check::Rules;
+use kadgate::clock::ManualClock;
 use kadgate::config::Config;
 use kadgate::model::{
     Address, Body, Format, Header, Ident, Message, Organisation, Patient, PatientIdent, Referral,
@@ -760,19 +761,14 @@ impl Directory for Fake {
 }
 
 /// A clock the test moves by hand.
-fn manual_clock() -> (Arc<AtomicU64>, kadgate::registry::Clock) {
-    let start = Instant::now();
-    let offset = Arc::new(AtomicU64::new(0));
-    let o = offset.clone();
-    let clock: kadgate::registry::Clock =
-        Arc::new(move || start + Duration::from_millis(o.load(Ordering::SeqCst)));
-    (offset, clock)
+fn manual_clock() -> Arc<ManualClock> {
+    ManualClock::new(0)
 }
 
 #[test]
 fn the_cache_keeps_answers_for_their_time_to_live() {
-    let (offset, clock) = manual_clock();
-    let c = Cached::with_clock(Fake::new(), Duration::from_secs(60), clock);
+    let clock = manual_clock();
+    let c = Cached::with_clock(Fake::new(), Duration::from_secs(60), clock.clone());
     let calls = || c.inner().calls.load(Ordering::SeqCst);
     rt().block_on(async {
         let a = c.unit_for_municipality("0301").await.expect("lookup");
@@ -797,10 +793,10 @@ fn the_cache_keeps_answers_for_their_time_to_live() {
         c.kad_units().await.expect("lookup");
         c.kad_unit("990002").await.expect("lookup");
         assert_eq!(calls(), 9);
-        offset.store(59_999, Ordering::SeqCst);
+        clock.advance(Duration::from_millis(59_999));
         c.unit_for_municipality("0301").await.expect("lookup");
         assert_eq!(calls(), 9, "still fresh");
-        offset.store(60_000, Ordering::SeqCst);
+        clock.advance(Duration::from_millis(1));
         c.unit_for_municipality("0301").await.expect("lookup");
         assert_eq!(calls(), 10, "expired: asked again");
         c.unit_for_municipality("0301").await.expect("lookup");
@@ -813,8 +809,8 @@ fn the_cache_keeps_answers_for_their_time_to_live() {
 
 #[test]
 fn the_cache_serves_the_last_good_answer_when_the_register_fails() {
-    let (offset, clock) = manual_clock();
-    let c = Cached::with_clock(Fake::new(), Duration::from_secs(60), clock);
+    let clock = manual_clock();
+    let c = Cached::with_clock(Fake::new(), Duration::from_secs(60), clock.clone());
     rt().block_on(async {
         let good = c
             .gp_for_patient("30014500282", day("2026-03-03"))
@@ -822,7 +818,7 @@ fn the_cache_serves_the_last_good_answer_when_the_register_fails() {
             .expect("lookup");
         assert!(good.is_some());
         c.inner().failing.store(true, Ordering::SeqCst);
-        offset.store(3_600_000, Ordering::SeqCst);
+        clock.advance(Duration::from_secs(3600));
         // Expired, the register is down: the last good answer, however old.
         let stale = c
             .gp_for_patient("30014500282", day("2026-03-03"))
@@ -867,11 +863,12 @@ fn the_cache_serves_the_last_good_answer_when_the_register_fails() {
 
 #[test]
 fn the_cache_stays_within_its_bound() {
-    let (offset, clock) = manual_clock();
-    let c = Cached::with_clock(Fake::new(), Duration::from_secs(60), clock).with_max_entries(10);
+    let clock = manual_clock();
+    let c = Cached::with_clock(Fake::new(), Duration::from_secs(60), clock.clone())
+        .with_max_entries(10);
     rt().block_on(async {
         for n in 0..25 {
-            offset.fetch_add(1, Ordering::SeqCst);
+            clock.advance(Duration::from_millis(1));
             c.municipality_for_postcode(&format!("{n:04}"))
                 .await
                 .expect("lookup");

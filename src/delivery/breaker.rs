@@ -8,65 +8,20 @@
 //!
 //! [`Breakers`] holds one breaker per destination string (a transport's
 //! [`destination`](super::Transport::destination)), is shared between workers (`Sync`, one short
-//! mutex), and reads time from an injected [`Clock`] so tests can step time by hand.
+//! mutex), and reads time (the monotonic [`instant`](crate::clock::Clock::instant)) from the
+//! gateway's clock — the one the worker schedules rows by, so a manual clock steps both together.
 //!
 //! What this module must NOT do: send, sleep, or decide what counts as a failure (the worker
 //! reports only failures that say the destination is unwell, see
 //! [`TransportError::counts_against_destination`](super::TransportError::counts_against_destination)).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-/// Where "now" comes from.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> Instant;
-}
-
-/// The monotonic system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-}
-
-/// A clock that moves only when told to (tests).
-#[derive(Debug)]
-pub struct ManualClock {
-    start: Instant,
-    offset: Mutex<Duration>,
-}
-
-impl Default for ManualClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl ManualClock {
-    pub fn new() -> Self {
-        ManualClock {
-            start: Instant::now(),
-            offset: Mutex::new(Duration::ZERO),
-        }
-    }
-
-    pub fn advance(&self, by: Duration) {
-        let mut o = self.offset.lock().unwrap_or_else(|e| e.into_inner());
-        *o += by;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        self.start + *self.offset.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
+use crate::clock::SharedClock;
 
 /// Breaker settings. Config fields: `failure_threshold`, `cool_down_ms` (milliseconds); both
 /// optional, unknown fields refused.
@@ -178,7 +133,7 @@ impl Entry {
 /// One breaker per destination.
 pub struct Breakers {
     config: BreakerConfig,
-    clock: Arc<dyn Clock>,
+    clock: SharedClock,
     map: Mutex<HashMap<String, Entry>>,
 }
 
@@ -194,10 +149,11 @@ impl std::fmt::Debug for Breakers {
 impl Breakers {
     /// Breakers on the system clock.
     pub fn new(config: BreakerConfig) -> Self {
-        Self::with_clock(config, Arc::new(SystemClock))
+        Self::with_clock(config, crate::clock::system())
     }
 
-    pub fn with_clock(config: BreakerConfig, clock: Arc<dyn Clock>) -> Self {
+    /// Breakers reading time from `clock`.
+    pub fn with_clock(config: BreakerConfig, clock: SharedClock) -> Self {
         Breakers {
             config,
             clock,
@@ -220,7 +176,7 @@ impl Breakers {
     /// May a send to `dest` go now? A caller that gets `Ok` on a half-open breaker is its one
     /// trial and must report `success` or `failure`.
     pub fn allow(&self, dest: &str) -> Result<(), RetryAt> {
-        let now = self.clock.now();
+        let now = self.clock.instant();
         let mut map = self.lock();
         let Some(e) = map.get_mut(dest) else {
             return Ok(());
@@ -249,7 +205,7 @@ impl Breakers {
 
     /// A send to `dest` failed in a way that says the destination is unwell.
     pub fn failure(&self, dest: &str) {
-        let now = self.clock.now();
+        let now = self.clock.instant();
         let threshold = self.threshold();
         let cool_down = self.config.cool_down;
         let mut map = self.lock();
@@ -275,7 +231,7 @@ impl Breakers {
     /// The state of `dest`'s breaker (closed when it has never failed). An open breaker whose
     /// cool-down has passed reads as half-open: the next `allow` lets a trial through.
     pub fn state(&self, dest: &str) -> BreakerState {
-        let now = self.clock.now();
+        let now = self.clock.instant();
         self.lock()
             .get(dest)
             .map_or(BreakerState::Closed, |e| state_of(e, now))
@@ -283,7 +239,7 @@ impl Breakers {
 
     /// Every destination that has failed at least once, sorted by destination.
     pub fn snapshot(&self) -> Vec<BreakerSnapshot> {
-        let now = self.clock.now();
+        let now = self.clock.instant();
         let cool_down = self.config.cool_down;
         let mut out: Vec<BreakerSnapshot> = self
             .lock()
@@ -319,12 +275,14 @@ fn state_of(e: &Entry, now: Instant) -> BreakerState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use std::sync::Arc;
 
     const A: &str = "https://unit-a.example/kad";
     const B: &str = "https://unit-b.example/kad";
 
     fn setup(threshold: u32, cool_ms: u64) -> (Arc<ManualClock>, Breakers) {
-        let clock = Arc::new(ManualClock::new());
+        let clock = ManualClock::new(0);
         let b = Breakers::with_clock(
             BreakerConfig {
                 failure_threshold: threshold,
@@ -347,7 +305,7 @@ mod tests {
         assert_eq!(b.state(A), BreakerState::Closed);
         b.failure(A);
         assert_eq!(b.state(A), BreakerState::Open);
-        let until = clock.now() + Duration::from_millis(1000);
+        let until = clock.instant() + Duration::from_millis(1000);
         assert_eq!(b.allow(A), Err(RetryAt(until)));
         // Other destinations are not affected.
         assert_eq!(b.allow(B), Ok(()));
@@ -363,7 +321,7 @@ mod tests {
         clock.advance(Duration::from_millis(1));
         assert_eq!(b.state(A), BreakerState::HalfOpen);
         assert_eq!(b.allow(A), Ok(()), "the trial");
-        let trial_at = clock.now();
+        let trial_at = clock.instant();
         for _ in 0..5 {
             assert_eq!(
                 b.allow(A),
@@ -388,7 +346,7 @@ mod tests {
         assert_eq!(b.state(A), BreakerState::Open);
         assert_eq!(
             b.allow(A),
-            Err(RetryAt(clock.now() + Duration::from_millis(500)))
+            Err(RetryAt(clock.instant() + Duration::from_millis(500)))
         );
         let s = &b.snapshot()[0];
         assert_eq!(s.times_opened, 2);
@@ -412,7 +370,7 @@ mod tests {
     fn late_failure_while_open_keeps_the_deadline() {
         let (clock, b) = setup(1, 1000);
         b.failure(A);
-        let until = clock.now() + Duration::from_millis(1000);
+        let until = clock.instant() + Duration::from_millis(1000);
         clock.advance(Duration::from_millis(400));
         b.failure(A);
         assert_eq!(b.allow(A), Err(RetryAt(until)));

@@ -21,10 +21,7 @@ pub mod transport;
 pub mod worker;
 
 pub use backoff::{Backoff, DeadReason, Next, Random, RetryPolicy};
-pub use breaker::{
-    BreakerConfig, BreakerSnapshot, BreakerState, Breakers, Clock, ManualClock, RetryAt,
-    SystemClock,
-};
+pub use breaker::{BreakerConfig, BreakerSnapshot, BreakerState, Breakers, RetryAt};
 pub use transport::{
     build, build_with, file_extension, FailureKind, FolderTransport, HttpClients, HttpSettings,
     HttpTransport, Outgoing, Response, Transport, TransportConfig, TransportError,

@@ -15,13 +15,22 @@
 //! leases run out and another worker (in this or another process) takes the rows again; since the
 //! row keeps its message id, a recipient that did get the first copy sees a resend it recognises.
 //!
+//! Time: every "now" the worker uses — lease times, attempt times, `retry_at`, a row's age for the
+//! dead-letter limit, the overdue-receipt check's interval and its deadline, the circuit breakers'
+//! cool-downs — comes from one [`Clock`](crate::clock::Clock) handed to [`Worker::with_clock`]
+//! (the system clock for [`Worker::new`]). Only sleeping is real time (the poll interval, the
+//! shutdown grace), so with a manual clock a test can run an hour of outage in a second: a row due
+//! at clock time T is leased at the first poll after the clock passes T. A lease (`lease_ms`) is
+//! clock time while a request's timeout is real time: a manual clock must not be moved past a
+//! lease while its attempt is in flight, or the row is handed out again.
+//!
 //! Invariants: the worker never changes a row it does not hold the lease of (the store checks);
 //! it knows nothing of message formats except reading a receipt out of an answer; logs carry ids,
-//! states and destinations, never bodies.
+//! states and destinations, never bodies; it never reads the system time itself.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify, Semaphore};
@@ -30,6 +39,7 @@ use super::backoff::{Next, RetryPolicy};
 use super::breaker::{BreakerConfig, Breakers};
 use super::transport::{self, Outgoing, Response, Transport};
 use crate::check::Rules;
+use crate::clock::{Clock, SharedClock};
 use crate::model::Body;
 use crate::store::{Ack, Attempt, OutboxRow, Store};
 
@@ -67,8 +77,10 @@ impl Default for DeliveryConfig {
     }
 }
 
+/// The system's wall clock in milliseconds, for callers that hold no [`Clock`] of their own (the
+/// operator API's retry). The worker itself never calls it.
 pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+    crate::clock::SystemClock.now_ms()
 }
 
 /// Delivers outbox rows. One per process is enough; several (in several processes sharing a
@@ -85,20 +97,35 @@ pub struct Worker {
     clients: transport::HttpClients,
     wake: Arc<Notify>,
     slots: Arc<Semaphore>,
+    /// Where every "now" of this worker and its breakers comes from.
+    clock: SharedClock,
 }
 
 impl Worker {
+    /// A worker on the system clock.
     pub fn new(
         store: Arc<dyn Store>,
         rules: Arc<Rules>,
         config: DeliveryConfig,
         wake: Arc<Notify>,
     ) -> Arc<Worker> {
+        Worker::with_clock(store, rules, config, wake, crate::clock::system())
+    }
+
+    /// A worker (and its circuit breakers) reading time from `clock`.
+    pub fn with_clock(
+        store: Arc<dyn Store>,
+        rules: Arc<Rules>,
+        config: DeliveryConfig,
+        wake: Arc<Notify>,
+        clock: SharedClock,
+    ) -> Arc<Worker> {
         let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
         Arc::new(Worker {
             store,
             rules,
-            breakers: Breakers::new(config.breaker),
+            breakers: Breakers::with_clock(config.breaker, clock.clone()),
+            clock,
             owner: format!("worker-{}", uuid::Uuid::new_v4()),
             config,
             transports: Mutex::new(HashMap::new()),
@@ -119,18 +146,22 @@ impl Worker {
     }
 
     /// Run until `stop` turns true; then wait (up to `grace`) for deliveries in flight.
+    ///
+    /// `poll` and `grace` are real time (sleeps); the overdue check runs whenever the clock has
+    /// moved `overdue_check_ms` since the last one.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>, grace: Duration) {
         let poll = Duration::from_millis(self.config.poll_ms.max(10));
         let overdue_every = Duration::from_millis(self.config.overdue_check_ms.max(100));
-        let mut last_overdue = Instant::now();
+        let mut last_overdue = self.clock.instant();
         tracing::info!(owner = self.owner.as_str(), "outbox worker started");
         loop {
             if *stop.borrow() {
                 break;
             }
-            if last_overdue.elapsed() >= overdue_every {
-                last_overdue = Instant::now();
-                match self.store.raise_overdue(now_ms()).await {
+            let now = self.clock.instant();
+            if now.saturating_duration_since(last_overdue) >= overdue_every {
+                last_overdue = now;
+                match self.store.raise_overdue(self.clock.now_ms()).await {
                     Ok(0) => {}
                     Ok(n) => tracing::warn!(alerts = n, "receipts overdue"),
                     Err(e) => tracing::warn!(error = %e, "overdue check failed"),
@@ -151,7 +182,7 @@ impl Worker {
                 .store
                 .lease_outbox(
                     &self.owner,
-                    now_ms(),
+                    self.clock.now_ms(),
                     self.config.lease_ms as i64,
                     free.min(256),
                 )
@@ -242,9 +273,9 @@ impl Worker {
         };
         let dest = transport.destination().to_owned();
         if let Err(at) = self.breakers.allow(&dest) {
-            let wait = at.0.saturating_duration_since(Instant::now());
+            let wait = at.0.saturating_duration_since(self.clock.instant());
             return Attempt::Deferred {
-                retry_at_ms: now_ms() + wait.as_millis() as i64,
+                retry_at_ms: self.after(wait),
             };
         }
         let out = Outgoing {
@@ -255,7 +286,7 @@ impl Worker {
         match transport.send(&out).await {
             Ok(resp) => {
                 self.breakers.success(&dest);
-                let at_ms = now_ms();
+                let at_ms = self.clock.now_ms();
                 match self.receipt_in(&resp, &row.out_msg_id).await {
                     Some(ack) => Attempt::Answered { ack, at_ms },
                     None => Attempt::Delivered { at_ms },
@@ -268,7 +299,7 @@ impl Worker {
                         self.breakers.success(&dest);
                         return Attempt::Answered {
                             ack,
-                            at_ms: now_ms(),
+                            at_ms: self.clock.now_ms(),
                         };
                     }
                 }
@@ -282,7 +313,9 @@ impl Worker {
                         reason: "the recipient refused the message".into(),
                     };
                 }
-                let age = Duration::from_millis((now_ms() - row.created_ms).max(0) as u64);
+                let age = Duration::from_millis(
+                    u64::try_from(self.clock.now_ms().saturating_sub(row.created_ms)).unwrap_or(0),
+                );
                 let attempts = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
                 let next = self
                     .config
@@ -291,7 +324,7 @@ impl Worker {
                 match next {
                     Next::RetryAfter(d) => Attempt::Failed {
                         error,
-                        retry_at_ms: now_ms() + d.as_millis() as i64,
+                        retry_at_ms: self.after(d),
                     },
                     Next::DeadLetter(reason) => Attempt::Dead {
                         error,
@@ -300,6 +333,13 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// The clock's time `wait` from now, in milliseconds since the epoch, rounded up: a row put
+    /// off for any wait at all is not due again until the clock has moved.
+    fn after(&self, wait: Duration) -> i64 {
+        let wait_ms = i64::try_from(wait.as_nanos().div_ceil(1_000_000)).unwrap_or(i64::MAX);
+        self.clock.now_ms().saturating_add(wait_ms)
     }
 
     /// The recipient's receipt for `out_msg_id` in a synchronous answer, if there is one.

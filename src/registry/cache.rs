@@ -11,15 +11,13 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 
 use super::{Directory, GpAssignment, KadUnit, Party, RegistryError};
-
-/// Where [`Cached`] reads the time (a test can move it).
-pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
+use crate::clock::SharedClock;
 
 /// Default bound on entries per lookup kind.
 const DEFAULT_MAX_ENTRIES: usize = 100_000;
@@ -62,7 +60,7 @@ pub struct Cached<D> {
     inner: D,
     ttl: Duration,
     max_entries: usize,
-    clock: Clock,
+    clock: SharedClock,
     units: Table<(), Vec<KadUnit>>,
     unit: Table<String, Option<KadUnit>>,
     by_municipality: Table<String, Option<KadUnit>>,
@@ -100,11 +98,12 @@ impl<D> Cached<D> {
 impl<D: Directory> Cached<D> {
     /// Cache `inner` for `ttl`, reading the system's monotonic clock.
     pub fn new(inner: D, ttl: Duration) -> Cached<D> {
-        Cached::with_clock(inner, ttl, Arc::new(Instant::now))
+        Cached::with_clock(inner, ttl, crate::clock::system())
     }
 
-    /// Cache `inner` for `ttl`, reading time from `clock`.
-    pub fn with_clock(inner: D, ttl: Duration, clock: Clock) -> Cached<D> {
+    /// Cache `inner` for `ttl`, reading time ([`Clock::instant`](crate::clock::Clock::instant))
+    /// from `clock`.
+    pub fn with_clock(inner: D, ttl: Duration, clock: SharedClock) -> Cached<D> {
         Cached {
             inner,
             ttl,
@@ -147,7 +146,7 @@ impl<D: Directory> Cached<D> {
         V: Clone,
         F: Future<Output = Result<V, RegistryError>>,
     {
-        let now = (self.clock)();
+        let now = self.clock.instant();
         let last = match table.lock().get(&key) {
             Some((at, v)) if now.saturating_duration_since(*at) < self.ttl => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
@@ -159,7 +158,7 @@ impl<D: Directory> Cached<D> {
         match fetch().await {
             Ok(v) => {
                 self.misses.fetch_add(1, Ordering::Relaxed);
-                let at = (self.clock)();
+                let at = self.clock.instant();
                 let mut map = table.lock();
                 map.insert(key, (at, v.clone()));
                 if map.len() > self.max_entries {

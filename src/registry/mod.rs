@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Format, Ident, Organisation, Professional};
 
-pub use cache::{CacheStats, Cached, Clock};
+pub use cache::{CacheStats, Cached};
 pub use file::{FileDirectory, RegistryFileError, DEMO_REGISTRY};
 
 /// What kind of party an entry is.
