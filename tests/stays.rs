@@ -542,3 +542,148 @@ async fn the_gp_on_the_day_of_discharge_gets_it_and_a_referring_gp_gets_one_copy
     assert_eq!(rows[0]["state"], "acked", "{:#}", rows[0]);
     w.stop().await;
 }
+
+#[tokio::test]
+async fn out_of_order_messages_are_held_and_linked_and_corrections_reach_every_recipient() {
+    let w = world(600).await;
+    let nin = "27094100211";
+    let (body, referral_id) = referral("990020", nin);
+    // The correction comes first, then the epicrisis, then (last) the referral they answer.
+    let epi = |t: ServiceType| {
+        epicrisis(&Epi {
+            nin,
+            referral_id: Some(&referral_id),
+            doc_id: "EPI-OOO",
+            service_type: t,
+            discharged: "2026-11-20",
+            copy_to_home_nursing: true,
+        })
+    };
+    let (correction, _) = epi(ServiceType::Change);
+    let (original, _) = epi(ServiceType::New);
+    assert_eq!(post_kith(&w.gw.base, correction).await.status(), 200);
+    assert_eq!(post_kith(&w.gw.base, original).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Nothing is sent while the stay's referral is missing: both wait.
+    assert!(w.stays_of(nin).await.is_empty());
+    let counts: Value = client()
+        .get(format!("{}/api/outbox?purpose=epicrisis", w.gw.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(counts
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| !r["purpose"].as_str().unwrap().starts_with("epicrisis")));
+
+    post_fhir(&w.gw.base, body).await;
+    let stay = w.settled(nin, 6, Duration::from_secs(30)).await;
+    let rows = epicrisis_rows(&stay);
+    assert_eq!(rows.len(), 6, "{rows:#?}");
+    for key in ["HER:990011", "HER:990020", "HER:990041"] {
+        let mine: Vec<&Value> = rows.iter().filter(|r| r["recipient_key"] == key).collect();
+        let purposes: Vec<&str> = mine
+            .iter()
+            .map(|r| r["purpose"].as_str().unwrap())
+            .collect();
+        // The original first, then its correction, to every recipient.
+        assert_eq!(
+            purposes,
+            ["epicrisis", "epicrisis-correction"],
+            "{key}: {rows:#?}"
+        );
+        assert!(mine.iter().all(|r| r["state"] == "acked"), "{mine:#?}");
+    }
+
+    // A cancellation goes to everyone who got the document.
+    let (cancel, _) = epi(ServiceType::Cancellation);
+    assert_eq!(post_kith(&w.gw.base, cancel).await.status(), 200);
+    let stay = w.settled(nin, 9, Duration::from_secs(30)).await;
+    let cancels: Vec<Value> = epicrisis_rows(&stay)
+        .into_iter()
+        .filter(|r| r["purpose"] == "epicrisis-cancellation")
+        .collect();
+    assert_eq!(cancels.len(), 3, "{stay:#}");
+    assert!(cancels.iter().all(|r| r["state"] == "acked"));
+    let kinds: Vec<&str> = stay["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "referred",
+            "epicrisis-new",
+            "epicrisis-change",
+            "epicrisis-cancellation"
+        ],
+        "{stay:#}"
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn no_gp_in_the_register_sends_it_to_the_fallback_with_an_alert() {
+    let w = world(600).await;
+    let nin = "13857444048"; // on no GP list in this directory
+    let (body, referral_id) = referral("990020", nin);
+    post_fhir(&w.gw.base, body).await;
+    let (epi, _) = epicrisis(&Epi {
+        nin,
+        referral_id: Some(&referral_id),
+        doc_id: "EPI-NOGP",
+        service_type: ServiceType::New,
+        discharged: "2026-11-20",
+        copy_to_home_nursing: false,
+    });
+    assert_eq!(post_kith(&w.gw.base, epi).await.status(), 200);
+    let stay = w.settled(nin, 2, Duration::from_secs(30)).await;
+    let rows = epicrisis_rows(&stay);
+    let fallback = by_role(&rows, "gp-fallback");
+    assert_eq!(fallback["recipient_key"], "HER:990050");
+    assert_eq!(fallback["state"], "acked");
+    let alerts: Vec<Value> = client()
+        .get(format!("{}/api/alerts", w.gw.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let a = alerts
+        .iter()
+        .find(|a| a["kind"] == "stay.gp-not-found")
+        .unwrap_or_else(|| panic!("{alerts:#?}"));
+    assert!(a["reason"].as_str().unwrap().contains("990050"));
+    assert!(!a["reason"].as_str().unwrap().contains(nin));
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_whose_referral_never_comes_opens_a_stay_of_its_own() {
+    let w = world(1).await;
+    let nin = "27094100211";
+    let (epi, _) = epicrisis(&Epi {
+        nin,
+        referral_id: Some("never-seen-referral"),
+        doc_id: "EPI-ALONE",
+        service_type: ServiceType::New,
+        discharged: "2026-11-20",
+        copy_to_home_nursing: false,
+    });
+    assert_eq!(post_kith(&w.gw.base, epi).await.status(), 200);
+    // After the grace period: GP, and the requester the epicrisis names (the GP office: one copy).
+    let stay = w.settled(nin, 1, Duration::from_secs(30)).await;
+    let rows = epicrisis_rows(&stay);
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0]["role"], "gp");
+    assert!(stay["referral_message_id"].is_null());
+    assert_eq!(stay["timeline"][0]["kind"], "opened");
+    w.stop().await;
+}
