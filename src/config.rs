@@ -38,6 +38,52 @@ pub struct Config {
     /// Stays and the epicrisis fan-out.
     pub stays: crate::stay::StayConfig,
     pub api: ApiConfig,
+    /// Where parties and GPs are looked up: the directory file, or NHN's registers over it.
+    pub registry: RegistryConfig,
+}
+
+/// `[registry]`: the directory kadgate asks (built by `crate::registry::open_directory`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// `file`: the file `[admission] registry` alone. `nhn`: NHN's GP register and address
+    /// register for GPs and parties, the file for KAD units, home nursing, postcodes and endpoints.
+    pub kind: RegistryKind,
+    /// The GP register's (Fastlegeregisteret) SOAP endpoint, for `kind = "nhn"`.
+    pub gp_register_url: Option<String>,
+    /// The address register's (Adresseregisteret) SOAP endpoint, for `kind = "nhn"`.
+    pub address_register_url: Option<String>,
+    /// HTTP basic authentication user for both registers.
+    pub username: Option<String>,
+    /// The name of the environment variable holding the password (never the password itself).
+    pub password_env: Option<String>,
+    /// Per request to a register, connecting included.
+    pub timeout_ms: u64,
+    /// How long an answer is reused; when a register fails, the last good answer is served however
+    /// old (0 = ask every time).
+    pub cache_ttl_s: u64,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            kind: RegistryKind::File,
+            gp_register_url: None,
+            address_register_url: None,
+            username: None,
+            password_env: None,
+            timeout_ms: 10_000,
+            cache_ttl_s: 300,
+        }
+    }
+}
+
+/// `[registry] kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistryKind {
+    File,
+    Nhn,
 }
 
 /// `[api]`: access to the endpoints that change things or show clinical content.
@@ -356,6 +402,7 @@ pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Confi
             "delivery",
             "stays",
             "api",
+            "registry",
         ],
         &mut problems,
     );
@@ -381,6 +428,7 @@ pub fn parse(text: &str, source_name: &str, base: Option<&Path>) -> Result<Confi
     section!("delivery", delivery);
     section!("stays", stays);
     section!("api", api);
+    section!("registry", registry);
 
     semantic_checks(&cfg, &mut problems);
     place_problems(&doc, text, &mut problems);
@@ -575,6 +623,7 @@ fn semantic_checks(cfg: &Config, problems: &mut Vec<Problem>) {
             });
         }
     }
+    registry_checks(&cfg.registry, problems);
     let mut seen = std::collections::HashMap::new();
     for (i, o) in cfg.organisations.iter().enumerate() {
         if o.idents.is_empty() {
@@ -615,6 +664,67 @@ fn semantic_checks(cfg: &Config, problems: &mut Vec<Problem>) {
         for id in &s.idents {
             check_ident(id, &format!("senders[{i}].idents"), problems);
         }
+    }
+}
+
+/// `[registry]`: NHN's settings are complete for `kind = "nhn"` and absent otherwise.
+fn registry_checks(r: &RegistryConfig, problems: &mut Vec<Problem>) {
+    let nhn = r.kind == RegistryKind::Nhn;
+    let with_password = r.password_env.is_some();
+    let only_nhn = "only used with kind = \"nhn\"";
+    for (key, url) in [
+        ("gp_register_url", &r.gp_register_url),
+        ("address_register_url", &r.address_register_url),
+    ] {
+        let path = format!("registry.{key}");
+        match (nhn, url) {
+            (true, None) => problems.push(problem(path, "missing: kind = \"nhn\" needs it")),
+            (true, Some(u)) => {
+                if let Err(e) = crate::registry::check_register_url(u, with_password) {
+                    problems.push(problem(path, e));
+                }
+            }
+            (false, Some(_)) => problems.push(problem(path, only_nhn)),
+            (false, None) => {}
+        }
+    }
+    for (key, given) in [
+        ("username", r.username.is_some()),
+        ("password_env", r.password_env.is_some()),
+    ] {
+        if given && !nhn {
+            problems.push(problem(format!("registry.{key}"), only_nhn));
+        }
+    }
+    if nhn && r.username.is_some() != r.password_env.is_some() {
+        let missing = if r.username.is_some() {
+            "password_env"
+        } else {
+            "username"
+        };
+        problems.push(problem(
+            format!("registry.{missing}"),
+            "missing: basic authentication needs both username and password_env",
+        ));
+    }
+    if let Some(var) = r.password_env.as_deref() {
+        let name_ok = var.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !name_ok {
+            problems.push(problem(
+                "registry.password_env",
+                "must be the name of an environment variable (letters, digits, _), not a password",
+            ));
+        }
+    }
+    if r.username.as_deref().is_some_and(|u| u.trim().is_empty()) {
+        problems.push(problem("registry.username", "must not be empty"));
+    }
+    if !(1..=600_000).contains(&r.timeout_ms) {
+        problems.push(problem(
+            "registry.timeout_ms",
+            "must be from 1 to 600000 (ten minutes)",
+        ));
     }
 }
 
@@ -789,6 +899,54 @@ mod tests {
         let err = parse("[routing]\ncolour = 1\n", "t.toml", None).unwrap_err();
         assert_eq!(err.problems.len(), 1, "{err}");
         assert!(err.problems[0].message.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn the_registry_section_is_read_and_checked() {
+        let c = Config::demo();
+        assert_eq!(c.registry.kind, RegistryKind::File);
+        assert_eq!(c.registry.cache_ttl_s, 300);
+        let c = parse(
+            "[registry]\nkind = \"nhn\"\ngp_register_url = \"https://flr.example/flr.svc\"\naddress_register_url = \"https://ar.example/ar.svc\"\nusername = \"kadgate\"\npassword_env = \"KADGATE_NHN_PASSWORD\"\ntimeout_ms = 5000\ncache_ttl_s = 60\n",
+            "t.toml",
+            None,
+        )
+        .expect("valid");
+        assert_eq!(c.registry.kind, RegistryKind::Nhn);
+        assert_eq!(c.registry.timeout_ms, 5000);
+        assert_eq!(
+            c.registry.password_env.as_deref(),
+            Some("KADGATE_NHN_PASSWORD")
+        );
+        // Every problem at once, each on its line.
+        let text = "[registry]\nkind = \"nhn\"\ngp_register_url = \"http://flr.example/flr\"\nusername = \"kadgate\"\npassword_env = \"hunter2!\"\ntimeout_ms = 0\n";
+        let err = parse(text, "t.toml", None).unwrap_err();
+        let got: Vec<(Option<usize>, &str)> = err
+            .problems
+            .iter()
+            .map(|p| (p.line, p.path.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(3), "registry.gp_register_url"),
+                (Some(5), "registry.password_env"),
+                (Some(6), "registry.timeout_ms"),
+                (None, "registry.address_register_url"), // missing: no line of its own
+            ],
+            "{err}"
+        );
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        // NHN settings with the file kind are a mistake, not silently ignored; unknown keys and
+        // kinds are errors.
+        let err = parse("[registry]\nusername = \"u\"\ncolour = 1\n", "t.toml", None).unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert!(err.problems[0].message.contains("colour"), "{err}");
+        let err = parse("[registry]\nkind = \"ldap\"\n", "t.toml", None).unwrap_err();
+        assert_eq!(err.problems[0].path, "registry.kind", "{err}");
+        let err = parse("[registry]\nusername = \"u\"\n", "t.toml", None).unwrap_err();
+        assert_eq!(err.problems[0].path, "registry.username", "{err}");
+        assert!(err.problems[0].message.contains("nhn"), "{err}");
     }
 
     #[test]

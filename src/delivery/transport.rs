@@ -587,7 +587,7 @@ fn causes<'a>(
 
 /// The causes' messages, outermost (reqwest's, which quotes the whole URL) left out, repeats
 /// dropped: e.g. `client error (Connect): tcp connect error: Connection refused (os error 111)`.
-fn causes_text(e: &reqwest::Error) -> String {
+pub(crate) fn causes_text(e: &reqwest::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for c in causes(e).into_iter().skip(1) {
         let s = c.to_string();

@@ -155,13 +155,19 @@ impl FileDirectory {
 
     /// Read and check a directory file; relative paths become relative to the file's folder.
     pub fn load(path: &Path) -> Result<FileDirectory, RegistryFileError> {
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        FileDirectory::load_with_base(path, &base)
+    }
+
+    /// Read and check a directory file; relative paths become relative to `base` (the server
+    /// resolves them against its data directory).
+    pub fn load_with_base(path: &Path, base: &Path) -> Result<FileDirectory, RegistryFileError> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             source_name: name.clone(),
             problems: vec![problem("(file)", format!("cannot read: {e}"))],
         })?;
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Ok(FileDirectory::parse(&text, &name)?.with_base(&base))
+        Ok(FileDirectory::parse(&text, &name)?.with_base(base))
     }
 
     /// Parse and check a directory text; every problem is reported, each with its line. Paths are

@@ -4,16 +4,21 @@
 //!
 //! What it does: defines the party types, the [`Directory`] interface every lookup goes through,
 //! a file-backed implementation for the demo and tests ([`FileDirectory`], TOML checked once with
-//! every problem at once, schema in `schemas/registry.schema.json`) and a caching wrapper
-//! ([`Cached`]) that NHN's address register and GP register clients can sit behind later.
+//! every problem at once, schema in `schemas/registry.schema.json`), clients of NHN's GP register
+//! and address register with the directory that asks them for GPs and parties and the file for
+//! the rest ([`NhnDirectory`]), a caching wrapper ([`Cached`]), and [`open_directory`], which
+//! builds the one the configuration's `[registry]` section names.
 //! What it must NOT do: decide anything (routing is `crate::routing`), encode or send messages, or
 //! put patient data (names, identity numbers) in errors or log lines. A register that cannot answer
 //! is an error ([`RegistryError`]), never "not found".
 
 mod cache;
 mod file;
+mod nhn;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -22,6 +27,10 @@ use crate::model::{Format, Ident, Organisation, Professional};
 
 pub use cache::{CacheStats, Cached};
 pub use file::{FileDirectory, RegistryFileError, DEMO_REGISTRY};
+pub use nhn::{
+    check_register_url, NhnClient, NhnDirectory, NhnSettings, PartyDetails, PatientGp,
+    DEFAULT_KIND, EDI_FORMATS,
+};
 
 /// What kind of party an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -219,13 +228,19 @@ pub enum RegistryError {
     /// The register is down, timed out or refused.
     #[error("the {register} register is unavailable: {reason}")]
     Unavailable { register: String, reason: String },
-    /// The register answered with something that cannot be read.
+    /// The register answered with something that cannot be read, or about something else than
+    /// was asked.
     #[error("the {register} register gave an answer that cannot be read: {reason}")]
     BadAnswer { register: String, reason: String },
+    /// The register refused the question: an identity number it says is not valid, or a request
+    /// it does not take. Asking again will not help.
+    #[error("the {register} register refused the lookup: {reason}")]
+    Rejected { register: String, reason: String },
 }
 
-/// Lookups of parties. Implemented by [`FileDirectory`] (demo and tests) and, later, by clients
-/// of NHN's address register and GP register; put a remote one behind [`Cached`].
+/// Lookups of parties. Implemented by [`FileDirectory`] (demo and tests) and [`NhnDirectory`]
+/// (NHN's GP register and address register over a local directory); put a remote one behind
+/// [`Cached`].
 ///
 /// `Ok(None)` means the register answered and knows no such party; an error means it could not
 /// answer. HER-ids and municipality numbers are matched as written, without surrounding spaces.
@@ -255,6 +270,66 @@ pub trait Directory: Send + Sync {
         &self,
         postcode: &str,
     ) -> Result<Option<String>, RegistryError>;
+}
+
+/// Why the directory could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The local directory file cannot be read or has problems.
+    #[error(transparent)]
+    File(#[from] RegistryFileError),
+    /// The NHN registers cannot be set up (URL, credentials, HTTP client).
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// The directory the configuration names, behind [`Cached`] (`[registry] cache_ttl_s`):
+///
+/// - `[registry] kind = "file"`: the file `[admission] registry`;
+/// - `kind = "nhn"`: [`NhnDirectory`] over that file, the password read from the environment
+///   variable `password_env` names.
+///
+/// Relative paths in the file (drop folders, certificates) are resolved against the data
+/// directory, and the drop-folder endpoints' folders are made (a failure is logged: delivery to
+/// it will fail visibly).
+pub fn open_directory(config: &crate::config::Config) -> Result<Arc<dyn Directory>, OpenError> {
+    let local = FileDirectory::load_with_base(&config.admission.registry, &config.server.data_dir)?;
+    for (_, endpoint) in local.endpoints() {
+        if let Endpoint::Folder { dir } = endpoint {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot create a drop-folder endpoint");
+            }
+        }
+    }
+    let r = &config.registry;
+    let ttl = Duration::from_secs(r.cache_ttl_s);
+    match r.kind {
+        crate::config::RegistryKind::File => Ok(Arc::new(Cached::new(local, ttl))),
+        crate::config::RegistryKind::Nhn => {
+            let password = match r.password_env.as_deref() {
+                Some(var) => Some(
+                    std::env::var(var)
+                        .ok()
+                        .filter(|p| !p.is_empty())
+                        .ok_or_else(|| {
+                            OpenError::Setup(format!(
+                                "[registry] password_env names {var}, which is not set"
+                            ))
+                        })?,
+                ),
+                None => None,
+            };
+            let client = NhnClient::new(NhnSettings {
+                gp_register_url: r.gp_register_url.clone().unwrap_or_default(),
+                address_register_url: r.address_register_url.clone().unwrap_or_default(),
+                username: r.username.clone(),
+                password,
+                timeout: Duration::from_millis(r.timeout_ms),
+            })?;
+            tracing::info!(client = ?client, "directory: NHN's registers over the local file");
+            Ok(Arc::new(Cached::new(NhnDirectory::new(client, local), ttl)))
+        }
+    }
 }
 
 /// A municipality number: exactly four ASCII digits.

@@ -6,6 +6,7 @@ pub mod store_cases;
 
 use std::path::PathBuf;
 
+pub mod nhn_mock;
 pub mod tls;
 
 pub fn standards() -> PathBuf {
