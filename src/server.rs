@@ -22,7 +22,6 @@ use crate::delivery::worker::Worker;
 use crate::dropfolder::DropFolder;
 use crate::http::{router, AppState};
 use crate::pipeline::Pipeline;
-use crate::registry::{Cached, Directory, FileDirectory};
 use crate::rules::RuleSet;
 use crate::store::postgres::{PgOptions, PgStore};
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
@@ -104,20 +103,9 @@ pub fn load_admission(config: &Config) -> anyhow::Result<Admission> {
             Arc::new(RuleSet::load(path)?),
         );
     }
-    // Drop-folder endpoints and certificate paths in the directory are relative to the data
-    // directory, so the demo delivers under `kadgate-data/` and not into the source tree.
-    let text = std::fs::read_to_string(&a.registry)
-        .map_err(|e| anyhow::anyhow!("reading {}: {e}", a.registry.display()))?;
-    let directory = FileDirectory::parse(&text, &a.registry.display().to_string())?
-        .with_base(&config.server.data_dir);
-    for (_, endpoint) in directory.endpoints() {
-        if let crate::registry::Endpoint::Folder { dir } = endpoint {
-            if let Err(e) = std::fs::create_dir_all(dir) {
-                tracing::warn!(dir = %dir.display(), error = %e, "cannot create a drop-folder endpoint");
-            }
-        }
-    }
-    let directory: Arc<dyn Directory> = Arc::new(Cached::new(directory, REGISTRY_CACHE_TTL));
+    // The directory: the file (paths in it under the data directory), or NHN's registers over
+    // it (`[registry]`), cached.
+    let directory = crate::registry::open_directory(config)?;
     tracing::info!(
         ruleset = default_rules.id.as_str(),
         unit_rulesets = unit_rules.len(),
@@ -131,9 +119,6 @@ pub fn load_admission(config: &Config) -> anyhow::Result<Admission> {
         a.clone(),
     ))
 }
-
-/// How long directory lookups are reused.
-const REGISTRY_CACHE_TTL: Duration = Duration::from_secs(300);
 
 /// Serve until `shutdown` completes: stop accepting, let in-flight requests and the drop folder's
 /// current file finish, then flush and close the store.

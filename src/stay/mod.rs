@@ -865,7 +865,16 @@ impl Tracker {
             let day = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(day)
                 .map(|d| d.date_naive())
                 .unwrap_or_default();
-            match dir.gp_for_patient(&nin, day).await? {
+            // A register that refuses the question (an identity number it does not take) will
+            // not answer differently later: the patient has no GP kadgate can find.
+            let gp = match dir.gp_for_patient(&nin, day).await {
+                Err(RegistryError::Rejected { reason, .. }) => {
+                    tracing::warn!(stay_id, reason = reason.as_str(), "GP register refused the lookup");
+                    None
+                }
+                other => other?,
+            };
+            match gp {
                 Some(a) => {
                     let mut gp = a.gp;
                     if let Some(office) = &a.office {
