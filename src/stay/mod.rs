@@ -869,7 +869,11 @@ impl Tracker {
             // not answer differently later: the patient has no GP kadgate can find.
             let gp = match dir.gp_for_patient(&nin, day).await {
                 Err(RegistryError::Rejected { reason, .. }) => {
-                    tracing::warn!(stay_id, reason = reason.as_str(), "GP register refused the lookup");
+                    tracing::warn!(
+                        stay_id,
+                        reason = reason.as_str(),
+                        "GP register refused the lookup"
+                    );
                     None
                 }
                 other => other?,

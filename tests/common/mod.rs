@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod pg;
+pub mod stay_msgs;
 pub mod store_cases;
 
 use std::path::PathBuf;
