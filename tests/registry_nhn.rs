@@ -553,11 +553,10 @@ fn cached(
     ttl: Duration,
 ) -> (Cached<NhnDirectory<FileDirectory>>, Arc<ManualClock>) {
     let clock = ManualClock::new(0);
-    let c = clock.clone();
     let dir = Cached::with_clock(
         NhnDirectory::new(client(mock), local()),
         ttl,
-        Arc::new(move || kadgate::clock::Clock::instant(&*c)),
+        clock.clone(),
     );
     (dir, clock)
 }
