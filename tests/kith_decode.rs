@@ -235,6 +235,7 @@ fn check(file: &str, e: Expect) -> Option<Decoded> {
             Body::Epicrisis(_) => "epicrisis",
             Body::Dialog(_) => "dialog",
             Body::Plo(_) => "plo",
+            Body::CareEvent(_) => "care-event",
             Body::Receipt(_) => "receipt",
             Body::Opaque => "opaque",
         };
