@@ -373,8 +373,40 @@ fn the_kith_fixtures_are_schema_valid() {
     assert_eq!(n, 5);
 }
 
+/// What `serve` does with them under the demo configuration: every receiver sits under Testbyen
+/// kommune (ENH 990001006), one of its organisations, so each is accepted without a finding.
 #[test]
-fn the_fhir_fixtures_are_valid_r4_and_accepted_by_the_check_path() {
+fn the_demo_configuration_accepts_every_fixture() {
+    let checker = Checker {
+        rules: rules(),
+        schemas: Some(schemas()),
+        mode: Mode::Serve,
+    };
+    for f in fixtures() {
+        let bytes = std::fs::read(fixture(f.file)).unwrap();
+        let (disposition, findings) = if f.format == Format::FhirR4 {
+            let o = kadgate::fhir::check::check(
+                &checker,
+                &bytes,
+                &kadgate::fhir::validate::Options::default(),
+            );
+            (o.disposition, o.findings)
+        } else {
+            let o = checker.check(&bytes);
+            (o.disposition, o.findings)
+        };
+        assert_eq!(
+            disposition,
+            Disposition::Accepted,
+            "{}: {findings:#?}",
+            f.file
+        );
+        assert!(findings.is_empty(), "{}: {findings:#?}", f.file);
+    }
+}
+
+#[test]
+fn the_fhir_fixtures_are_valid_r4() {
     let files: Vec<PathBuf> = fixtures()
         .iter()
         .filter(|f| f.file.ends_with(".json"))
@@ -754,6 +786,17 @@ fn fhir_stay_events_round_trip_and_pass_the_oracle() {
         full(ReadyForDischarge, Some("2026-03-04"), None, None),
     );
     assert!(kadgate::fhir::encode::encode(&ready).is_err());
+}
+
+#[test]
+fn a_stay_event_survives_serialisation() {
+    for f in ["plo16-log-utskrevet.xml", "fhir-encounter-utskrevet.json"] {
+        let (m, _) = read(&std::fs::read(fixture(f)).unwrap(), f);
+        let json = serde_json::to_string(&m).unwrap();
+        let back: Message = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert_eq!(back, m, "{f}");
+        assert!(back.care_event().is_some());
+    }
 }
 
 #[test]

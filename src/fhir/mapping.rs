@@ -785,6 +785,51 @@ mod tests {
     }
 
     #[test]
+    fn epicrisis_lifecycle_tables_agree() {
+        use ServiceType::*;
+        for st in [
+            None,
+            Some(New),
+            Some(Change),
+            Some(Cancellation),
+            Some(Addition),
+        ] {
+            for status in [None, Some("F"), Some("P"), Some("A")] {
+                let c = composition_status(st, status);
+                let implied = epicrisis_status(c);
+                // Back without extensions: the lifecycle's direction is kept (changed, cancelled).
+                let back = epicrisis_service_type(c, implied);
+                match st {
+                    Some(Cancellation) => assert_eq!(back, Some(Cancellation)),
+                    Some(Change | Addition) => assert_eq!(back, Some(Change)),
+                    _ => assert!(back != Some(Cancellation), "{st:?} {status:?}"),
+                }
+            }
+        }
+        assert_eq!(epicrisis_service_type("amended", Some("A")), None);
+        assert_eq!(epicrisis_service_type("corrected", Some("F")), Some(Change));
+        assert_eq!(epicrisis_status("entered-in-error"), None);
+    }
+
+    #[test]
+    fn encounter_statuses_invert() {
+        use CareEventKind::*;
+        for kind in [Admitted, Discharged, Deceased] {
+            for st in [
+                None,
+                Some(ServiceType::New),
+                Some(ServiceType::Cancellation),
+            ] {
+                let s = encounter_status(kind, st).unwrap();
+                let ended = kind != Admitted;
+                assert_eq!(care_event_kind(s, ended, kind == Deceased), Some(kind));
+            }
+        }
+        assert_eq!(encounter_status(ReadyForDischarge, None), None);
+        assert_eq!(care_event_kind("planned", false, false), None);
+    }
+
+    #[test]
     fn priorities_round_trip_on_the_fhir_side() {
         for p in ["stat", "asap", "urgent", "routine"] {
             let h = hastegrad_of(p).unwrap();
