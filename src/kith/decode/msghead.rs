@@ -443,15 +443,14 @@ fn stay_event(root: &Element, header: &Header, notes: &mut Notes) -> Option<Care
     });
     let (row, content) = match (by_type, by_content) {
         (t, Some((row, c))) => {
-            if t.is_some_and(|t| t.0 != row.0) {
+            if let Some(t) = t.filter(|t| t.0 != row.0) {
                 notes.note(
                     dcodes::PLO_EVENT_MISMATCH,
                     Severity::Warning,
                     format!("{base}/{}", c.name),
                     format!(
                         "MsgInfo/Type says {}, the document holds {}; the document is read",
-                        header.msg_type.trim(),
-                        c.name
+                        t.0, row.1
                     ),
                 );
             }
