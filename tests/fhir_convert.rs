@@ -916,7 +916,16 @@ fn full_messages() -> Vec<Message> {
             "attachments": [full_attachment(3)]
         }
     });
-    [referral, epicrisis, dialog]
+    let mut stay_header = full_header("kad-opphold");
+    stay_header["msg_type_text"] = Value::String("Hendelse i KAD-opphold".into());
+    let stay = serde_json::json!({
+        "header": stay_header,
+        "body": {
+            "kind": "care-event", "event": "discharged", "at": "2026-03-05T11:00:00+01:00",
+            "service_type": "change", "referral_id": "henv-1", "stay_id": "opphold-1", "home_nursing": true
+        }
+    });
+    [referral, epicrisis, dialog, stay]
         .into_iter()
         .map(|v| {
             let m: Message = serde_json::from_value(v.clone()).expect("the fixture is a model");

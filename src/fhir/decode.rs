@@ -1,7 +1,8 @@
 //! FHIR R4 JSON → canonical model.
 //!
 //! Reads a message Bundle (MessageHeader first) whose focus is a ServiceRequest (→ Referral), a
-//! Communication (→ Dialog) or a document Bundle (→ Epicrisis); a response message
+//! Communication (→ Dialog), an Encounter (→ CareEvent, a stay event) or a document Bundle
+//! (→ Epicrisis); a response message
 //! (`MessageHeader.response`, → Receipt); and a document Bundle on its own (Composition first,
 //! → Epicrisis). A patient's relatives and care providers are the RelatedPerson and CareTeam
 //! entries pointing at it; the message's and the document's parties are made one (see `unify`).
@@ -21,11 +22,12 @@ use super::mapping::{
 };
 use crate::finding::{codes, Finding, Severity};
 use crate::model::{
-    Address, Attachment, Body, CarePathway, CareProvider, CareProviderRole, Code, CodeModifier,
-    CommunicationNeed, Consent, Conversation, CopyReceiver, DatedCode, Diagnosis, DiagnosisRank,
-    Dialog, DialogRequest, Epicrisis, Format, Header, Ident, Medication, Message, Observation,
-    Organisation, Patient, PatientIdent, Professional, Quantity, Receipt, ReceiptStatus, Referral,
-    ReferralAssessment, RelatedPerson, ServiceType, Telecom, TextRole, TextSection,
+    Address, Attachment, Body, CareEvent, CareEventKind, CarePathway, CareProvider,
+    CareProviderRole, Code, CodeModifier, CommunicationNeed, Consent, Conversation, CopyReceiver,
+    DatedCode, Diagnosis, DiagnosisRank, Dialog, DialogRequest, Epicrisis, Format, Header, Ident,
+    Medication, Message, Observation, Organisation, Patient, PatientIdent, Professional, Quantity,
+    Receipt, ReceiptStatus, Referral, ReferralAssessment, RelatedPerson, ServiceType, Telecom,
+    TextRole, TextSection,
 };
 
 /// A decoded FHIR message: `message` is `None` only when the input is no readable Bundle at all.
@@ -676,6 +678,13 @@ impl<'a> Cx<'a> {
                         header.patient = e.patient.clone();
                         Body::Epicrisis(Box::new(e))
                     }
+                    None => Body::Opaque,
+                }
+            }
+            "Encounter" => {
+                header.patient = self.subject(focus.resource, &fp);
+                match self.care_event(focus.resource, &fp) {
+                    Some(e) => Body::CareEvent(Box::new(e)),
                     None => Body::Opaque,
                 }
             }
@@ -1532,15 +1541,29 @@ impl<'a> Cx<'a> {
             id: self
                 .ob(c, "identifier", &p)
                 .and_then(|i| self.st(i, "value", &format!("{p}.identifier"))),
-            service_type: self.service_type(c, &p),
-            status: self
-                .st(c, "status", &p)
-                .and_then(|s| mapping::epicrisis_status(&s))
-                .map(str::to_string),
             issue_date: self.st(c, "date", &p),
             patient: self.subject(c, &p),
             ..Epicrisis::default()
         };
+        // The exact 7306 status when the `report-status` extension gives it, else the one the
+        // FHIR status implies; the service type from its extension, else from the FHIR status.
+        let status = self.st(c, "status", &p);
+        e.status = self
+            .ob(c, "_status", &p)
+            .and_then(|x| self.code_ext(x, ext::KG_REPORT_STATUS, &format!("{p}._status")))
+            .map(|c| c.code)
+            .filter(|c| !c.is_empty())
+            .or_else(|| {
+                status
+                    .as_deref()
+                    .and_then(mapping::epicrisis_status)
+                    .map(str::to_string)
+            });
+        e.service_type = self.service_type(c, &p).or_else(|| {
+            status
+                .as_deref()
+                .and_then(|s| mapping::epicrisis_service_type(s, e.status.as_deref()))
+        });
         // Author: a PractitionerRole or Organization names the whole party; a bare Practitioner
         // belongs to the custodian.
         let author = self
@@ -1595,35 +1618,111 @@ impl<'a> Cx<'a> {
             for x in self.pointing_at("CareTeam", "encounter", &ep) {
                 e.care_providers.push(self.care_provider(&x));
             }
-            if let Some(b) = self.arr(r, "basedOn", &ep).first() {
-                let bp = format!("{ep}.basedOn[0]");
-                if let Some(v) = b
-                    .get("identifier")
-                    .and_then(|i| i.get("value"))
-                    .and_then(Value::as_str)
-                {
-                    e.referral_id = Some(v.to_string());
-                } else if let Some(sr) = self.resolve(b, &bp) {
-                    let srr = sr.resource;
-                    // Its identifier; a referral without any identifier element is known by its id.
-                    e.referral_id = match srr.get("identifier") {
-                        Some(_) => self
-                            .arr(srr, "identifier", &sr.path)
-                            .first()
-                            .and_then(|i| i.get("value"))
-                            .and_then(Value::as_str),
-                        None => srr.get("id").and_then(Value::as_str),
-                    }
-                    .map(str::to_string);
-                    e.requester = self
-                        .resolve_at(srr, "requester", &sr.path)
-                        .and_then(|x| self.party(&x, &format!("{}.requester", sr.path)));
-                    e.referral = self.answered_referral(srr, &sr.path, e.referral_id.clone());
-                }
+            let (referral_id, sr) = self.based_on(r, &ep);
+            e.referral_id = referral_id;
+            if let Some(sr) = sr {
+                let srr = sr.resource;
+                e.requester = self
+                    .resolve_at(srr, "requester", &sr.path)
+                    .and_then(|x| self.party(&x, &format!("{}.requester", sr.path)));
+                e.referral = self.answered_referral(srr, &sr.path, e.referral_id.clone());
             }
         }
         self.sections(c, &p, &mut e, 0, &ranks);
         Some(e)
+    }
+
+    /// The referral an Encounter's `basedOn[0]` names: its id (a logical reference's identifier;
+    /// else the ServiceRequest's first identifier, or its id when it has no identifier element at
+    /// all) and the ServiceRequest entry when the reference resolves.
+    fn based_on(&mut self, enc: &Value, p: &str) -> (Option<String>, Option<Entry<'a>>) {
+        let Some(b) = self.arr(enc, "basedOn", p).first() else {
+            return (None, None);
+        };
+        if let Some(v) = b
+            .get("identifier")
+            .and_then(|i| i.get("value"))
+            .and_then(Value::as_str)
+            .filter(|v| !v.trim().is_empty())
+        {
+            return (Some(v.to_string()), None);
+        }
+        let Some(sr) = self.resolve(b, &format!("{p}.basedOn[0]")) else {
+            return (None, None);
+        };
+        let srr = sr.resource;
+        let id = match srr.get("identifier") {
+            Some(_) => self
+                .arr(srr, "identifier", &sr.path)
+                .first()
+                .and_then(|i| i.get("value"))
+                .and_then(Value::as_str),
+            None => srr.get("id").and_then(Value::as_str),
+        }
+        .map(str::to_string);
+        (id, Some(sr))
+    }
+
+    // ------------------------------------------------------------ stay event
+
+    /// An Encounter in the focus of a message: what happened to the stay (see
+    /// [`mapping::care_event_kind`]); `None` (noted) when its status reports no stay event.
+    fn care_event(&mut self, enc: &Value, p: &str) -> Option<CareEvent> {
+        let status = self.st(enc, "status", p);
+        let (start, end) = self.period(enc, "period", p);
+        // A data-absent end still marks an ended stay (a cancelled discharge whose time is unknown).
+        let has_end = end.is_some() || enc.get("period").is_some_and(|x| x.get("_end").is_some());
+        let deceased = match self.ob(enc, "hospitalization", p) {
+            Some(h) => self
+                .ob(h, "dischargeDisposition", &format!("{p}.hospitalization"))
+                .map(|d| {
+                    self.arr(
+                        d,
+                        "coding",
+                        &format!("{p}.hospitalization.dischargeDisposition"),
+                    )
+                })
+                .is_some_and(|cs| {
+                    cs.iter().any(|c| {
+                        c.get("system").and_then(Value::as_str) == Some(sys::DISCHARGE_DISPOSITION)
+                            && c.get("code").and_then(Value::as_str)
+                                == Some(mapping::DISPOSITION_DECEASED.0)
+                    })
+                }),
+            None => false,
+        };
+        let Some(kind) = status
+            .as_deref()
+            .and_then(|s| mapping::care_event_kind(s, has_end, deceased))
+        else {
+            self.note(
+                codes::FHIR_FOCUS_UNSUPPORTED,
+                Severity::Warning,
+                &format!("{p}.status"),
+                "an Encounter focus reports a stay event only with status in-progress, finished or entered-in-error",
+            );
+            return None;
+        };
+        let service_type = self.service_type(enc, p).or_else(|| {
+            (status.as_deref() == Some("entered-in-error")).then_some(ServiceType::Cancellation)
+        });
+        let at = match kind {
+            CareEventKind::Admitted => start,
+            _ => end,
+        };
+        let stay_id = self
+            .arr(enc, "identifier", p)
+            .first()
+            .and_then(|i| self.st(i, "value", &format!("{p}.identifier[0]")));
+        let (referral_id, _) = self.based_on(enc, p);
+        Some(CareEvent {
+            kind,
+            at,
+            service_type,
+            referral_id,
+            stay_id,
+            home_nursing: self.bool_ext(enc, ext::KG_HOME_NURSING, p),
+        })
     }
 
     /// What an epicrisis repeats of the referral it answers (`None` when its ServiceRequest says

@@ -9,6 +9,8 @@
 //!   [`encode_epicrisis_message`] that document inside a message (event `epikrise`);
 //! - Dialog → message Bundle whose focus is a Communication (a request as CommunicationRequest,
 //!   attachments as DocumentReference);
+//! - CareEvent (a stay event) → message Bundle (event `kad-opphold`) whose focus is the stay's
+//!   Encounter (status, period, `basedOn` the referral, kadgate's `home-nursing` extension);
 //! - Receipt → response message (`MessageHeader.response`, OperationOutcome from the error codes);
 //! - [`response_message`]: the `$process-message` reply to a request header.
 //!
@@ -30,10 +32,11 @@ use super::mapping::{
     TELECOM_USE,
 };
 use crate::model::{
-    Address, Attachment, Body, CareProvider, CareProviderRole, Code, CommunicationNeed, Consent,
-    Conversation, Diagnosis, DiagnosisRank, Dialog, DialogRequest, Epicrisis, Header, Ident,
-    Medication, Message, Observation, Organisation, Patient, Professional, Quantity, Receipt,
-    ReceiptStatus, Referral, ReferralAssessment, RelatedPerson, Telecom, TextSection,
+    Address, Attachment, Body, CareEvent, CareEventKind, CareProvider, CareProviderRole, Code,
+    CommunicationNeed, Consent, Conversation, Diagnosis, DiagnosisRank, Dialog, DialogRequest,
+    Epicrisis, Header, Ident, Medication, Message, Observation, Organisation, Patient,
+    Professional, Quantity, Receipt, ReceiptStatus, Referral, ReferralAssessment, RelatedPerson,
+    Telecom, TextSection,
 };
 
 /// Why a model could not be written as FHIR.
@@ -59,7 +62,7 @@ pub fn encode(msg: &Message) -> Result<Value, EncodeError> {
         Body::Dialog(d) => Ok(dialog_message(msg, d)),
         Body::Receipt(r) => receipt_message(msg, r),
         Body::Plo(_) => Err(EncodeError::Unsupported("PLO")),
-        Body::CareEvent(_) => Err(EncodeError::Unsupported("stay event")),
+        Body::CareEvent(e) => care_event_message(msg, e),
         Body::Opaque => Err(EncodeError::Unsupported("opaque")),
     }
 }
@@ -460,6 +463,66 @@ fn conversation(c: &Conversation) -> Option<Value> {
         }
     }
     (!parts.is_empty()).then(|| json!({ "url": ext::KG_CONVERSATION, "extension": parts }))
+}
+
+// ---------------------------------------------------------------- stay event
+
+/// A stay event as a message (event `kad-opphold`, whatever the header's type) whose focus is the
+/// stay's Encounter: `status` from the kind and service type, the time as `period.start`
+/// (admitted) or `period.end` (discharged, deceased; a data-absent end when the time is unknown, so
+/// that an ended stay stays recognisable when cancelled), `identifier` = the stay id, `basedOn` =
+/// a logical reference to the referral by its id, a death as discharge disposition `exp`, the
+/// service type and home nursing as kadgate extensions. Ready-for-discharge has no Encounter form.
+fn care_event_message(msg: &Message, e: &CareEvent) -> Result<Value, EncodeError> {
+    let status = mapping::encounter_status(e.kind, e.service_type)
+        .ok_or(EncodeError::Unsupported("ready-for-discharge stay event"))?;
+    let mut m = msg.clone();
+    m.header.msg_type = event::STAY.to_string();
+    m.header.msg_type_text = Some(event::STAY_DISPLAY.to_string());
+    let mut b = Builder::new(&m);
+    let subject = b.patient(m.header.patient.as_ref());
+    let provider = m.header.sender.as_ref().and_then(|o| b.party(o));
+    let at = e.at.as_deref().and_then(fhir_datetime).map(Value::String);
+    let period = match (e.kind, at) {
+        (CareEventKind::Admitted, at) => at.map(|a| json!({ "start": a })),
+        (_, Some(a)) => Some(json!({ "end": a })),
+        (_, None) => Some(json!({ "_end": { "extension": [absent()] } })),
+    };
+    let hospitalization = (e.kind == CareEventKind::Deceased).then(|| {
+        let (code, display) = mapping::DISPOSITION_DECEASED;
+        json!({ "dischargeDisposition": { "coding": [{
+            "system": sys::DISCHARGE_DISPOSITION, "code": code, "display": display,
+        }] } })
+    });
+    let mut exts: Vec<Value> = e.service_type.map(service_type).into_iter().collect();
+    if let Some(h) = e.home_nursing {
+        exts.push(json!({ "url": ext::KG_HOME_NURSING, "valueBoolean": h }));
+    }
+    let (class, display) = mapping::encounter_class(None);
+    let enc = o(vec![
+        ("resourceType", s("Encounter")),
+        (
+            "identifier",
+            text(e.stay_id.as_deref()).map(|v| json!([{ "value": v }])),
+        ),
+        ("status", s(status)),
+        (
+            "class",
+            Some(json!({ "system": sys::ACT_CODE, "code": class, "display": display })),
+        ),
+        ("subject", present(&subject)),
+        (
+            "basedOn",
+            text(e.referral_id.as_deref())
+                .map(|v| json!([{ "type": "ServiceRequest", "identifier": { "value": v } }])),
+        ),
+        ("period", period),
+        ("hospitalization", hospitalization),
+        ("serviceProvider", provider.and_then(|p| p.root_org)),
+        ("extension", nonempty(exts)),
+    ]);
+    let focus = b.add("Encounter", "stay", enc);
+    Ok(b.message(&m, event::STAY, Some(focus), None, true))
 }
 
 // ---------------------------------------------------------------- referral
@@ -1300,16 +1363,28 @@ fn document(
         }
     }
 
+    // The status says new, changed or cancelled; the exact 7306 status travels beside it when the
+    // FHIR status does not imply it (an addition to the report, a preliminary change, …).
+    let status = mapping::composition_status(e.service_type, e.status.as_deref());
+    let report_status = e
+        .status
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && mapping::epicrisis_status(status) != Some(*s))
+        .map(|s| {
+            json!({ "extension": [{ "url": ext::KG_REPORT_STATUS, "valueCoding": {
+                "system": format!("{}{}", mapping::URN_OID, oid::REPORT_STATUS_7306),
+                "code": fhir_code(s),
+            } }] })
+        });
     let composition = o(vec![
         ("resourceType", s("Composition")),
         (
             "identifier",
             text(e.id.as_deref()).map(|v| json!({ "value": v })),
         ),
-        (
-            "status",
-            s(mapping::composition_status(e.status.as_deref())),
-        ),
+        ("status", s(status)),
+        ("_status", report_status),
         (
             "type",
             Some(

@@ -8,7 +8,7 @@
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Weekday};
 
-use crate::model::{Code, ReceiptStatus, Sex};
+use crate::model::{CareEventKind, Code, ReceiptStatus, ServiceType, Sex};
 
 /// `Identifier.system` / `Coding.system` prefix for OIDs.
 pub const URN_OID: &str = "urn:oid:";
@@ -51,6 +51,9 @@ pub mod sys {
     pub const CONSENT_SCOPE: &str = "http://terminology.hl7.org/CodeSystem/consentscope";
     pub const DIAGNOSIS_ROLE: &str = "http://terminology.hl7.org/CodeSystem/diagnosis-role";
     pub const RFC3986: &str = "urn:ietf:rfc:3986";
+    /// HL7's discharge-disposition codes (`Encounter.hospitalization.dischargeDisposition`).
+    pub const DISCHARGE_DISPOSITION: &str =
+        "http://terminology.hl7.org/CodeSystem/discharge-disposition";
     /// kadgate's own systems (as in `REFERRAL-PROFILE.md`, until national ones exist).
     pub const MESSAGE_ID: &str = "http://example.org/kadgate/NamingSystem/message-id";
 }
@@ -62,6 +65,7 @@ pub mod oid {
     pub const HASTEGRAD_8304: &str = "2.16.578.1.12.4.1.1.8304";
     pub const HASTEGRAD_8306: &str = "2.16.578.1.12.4.1.1.8306";
     pub const SERVICE_TYPE_7309: &str = "2.16.578.1.12.4.1.1.7309";
+    pub const REPORT_STATUS_7306: &str = "2.16.578.1.12.4.1.1.7306";
     pub const ID_TYPE_8116: &str = "2.16.578.1.12.4.1.1.8116";
     pub const ORG_ID_TYPE_9051: &str = "2.16.578.1.12.4.1.1.9051";
     pub const ROLE_9034: &str = "2.16.578.1.12.4.1.1.9034";
@@ -78,6 +82,11 @@ pub mod event {
     pub const EPICRISIS: &str = "epikrise";
     /// A dialogue message whose 8279 type is not known.
     pub const DIALOG: &str = "dialogmelding";
+    /// A KAD unit reports what happened to a stay (admitted, discharged, died): the focus is the
+    /// stay's Encounter. No 8279 type of its own (PLO says the same with `LOG_*` types).
+    pub const STAY: &str = "kad-opphold";
+    /// `eventCoding.display` of [`STAY`].
+    pub const STAY_DISPLAY: &str = "Hendelse i KAD-opphold";
 }
 
 /// Extension URLs. `NB_*` are HL7 Norway's (FACTS §5); `KG_*` are kadgate's own, for model facts
@@ -92,8 +101,15 @@ pub mod ext {
         "http://hl7.org/fhir/StructureDefinition/data-absent-reason";
     /// `ServiceRequest._priority`: the exact hastegrad (8304/8306) behind `priority`.
     pub const KG_HASTEGRAD: &str = "http://example.org/kadgate/StructureDefinition/hastegrad";
-    /// ServiceRequest / Composition: lifecycle 7309 (N new, M change, C cancellation, A addition).
+    /// ServiceRequest / Composition / Encounter: lifecycle 7309 (N new, M change, C cancellation,
+    /// A addition).
     pub const KG_SERVICE_TYPE: &str = "http://example.org/kadgate/StructureDefinition/service-type";
+    /// `Composition._status`: the exact epicrisis status (7306) when `status` does not imply it.
+    pub const KG_REPORT_STATUS: &str =
+        "http://example.org/kadgate/StructureDefinition/report-status";
+    /// Encounter (a stay event): the patient is followed up by municipal home nursing after the
+    /// stay (true) or is not (false); absent when the unit does not say.
+    pub const KG_HOME_NURSING: &str = "http://example.org/kadgate/StructureDefinition/home-nursing";
     /// Annotation / Communication.payload: the heading of a titled text.
     pub const KG_HEADING: &str = "http://example.org/kadgate/StructureDefinition/text-heading";
     /// MessageHeader: conversation threading (sub-extensions `refToParent`, `refToConversation`).
@@ -273,7 +289,7 @@ pub fn event_of_msg_type(msg_type: &str) -> Option<String> {
 pub fn msg_type_of_event(event_code: &str) -> Option<String> {
     let e = event_code.trim();
     match e {
-        "" | event::DIALOG => None,
+        "" | event::DIALOG | event::STAY => None,
         event::REFERRAL => Some("HENVISNING".into()),
         event::EPICRISIS => Some("EPIKRISE".into()),
         _ => Some(e.to_ascii_uppercase().replace('-', "_")),
@@ -309,23 +325,81 @@ pub fn hastegrad_of(priority: &str) -> Option<Code> {
 
 // ---------------------------------------------------------------- document status
 
-/// Epikrise status (7306) → `Composition.status`: F final, P preliminary, A (addition) amended;
-/// absent or other codes → `final` (a sent epicrisis is final unless it says otherwise).
-pub fn composition_status(status: Option<&str>) -> &'static str {
-    match status.map(str::trim) {
-        Some("P") => "preliminary",
-        Some("A") => "amended",
+/// An epicrisis' service type (7309) and status (7306) → `Composition.status`: a cancellation →
+/// `entered-in-error`; a change or an addition to a released epicrisis → `amended`; else by the
+/// status: P → `preliminary`, A (addition to the report) → `amended`, F, absent or other → `final`.
+pub fn composition_status(service_type: Option<ServiceType>, status: Option<&str>) -> &'static str {
+    match (service_type, status.map(str::trim)) {
+        (Some(ServiceType::Cancellation), _) => "entered-in-error",
+        (Some(ServiceType::Change | ServiceType::Addition), _) => "amended",
+        (_, Some("P")) => "preliminary",
+        (_, Some("A")) => "amended",
         _ => "final",
     }
 }
 
-/// `Composition.status` → 7306.
+/// `Composition.status` → the 7306 status it implies: `final` → F, `preliminary` → P, `amended`
+/// (and R5's `corrected`, accepted on input) → F (a corrected report is final); `entered-in-error`
+/// implies none. The encoder writes the `report-status` extension whenever the model's status is
+/// not the implied one.
 pub fn epicrisis_status(status: &str) -> Option<&'static str> {
     Some(match status {
-        "final" => "F",
+        "final" | "amended" | "corrected" => "F",
         "preliminary" => "P",
-        "amended" => "A",
         _ => return None,
+    })
+}
+
+/// `Composition.status` → the service type it implies when no `service-type` extension says:
+/// `amended` / `corrected` → Change (unless the report status is A, an addition to the report),
+/// `entered-in-error` → Cancellation, anything else → none.
+pub fn epicrisis_service_type(status: &str, report_status: Option<&str>) -> Option<ServiceType> {
+    match status {
+        "amended" | "corrected" if report_status != Some("A") => Some(ServiceType::Change),
+        "entered-in-error" => Some(ServiceType::Cancellation),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------- stay events (Encounter)
+
+/// A stay event → `Encounter.status`: a cancellation → `entered-in-error`; admitted →
+/// `in-progress`; discharged and deceased → `finished`. `None` for ready-for-discharge, which an
+/// Encounter status cannot say (the patient is still in the unit).
+pub fn encounter_status(
+    kind: CareEventKind,
+    service_type: Option<ServiceType>,
+) -> Option<&'static str> {
+    if kind == CareEventKind::ReadyForDischarge {
+        return None;
+    }
+    if service_type == Some(ServiceType::Cancellation) {
+        return Some("entered-in-error");
+    }
+    Some(match kind {
+        CareEventKind::Admitted => "in-progress",
+        _ => "finished",
+    })
+}
+
+/// `dischargeDisposition` code (HL7 discharge-disposition) of a patient who died.
+pub const DISPOSITION_DECEASED: (&str, &str) = ("exp", "Expired");
+
+/// `Encounter.status` → the stay event's kind: `in-progress` → admitted; `finished` → discharged,
+/// or deceased when the discharge disposition is [`DISPOSITION_DECEASED`]; `entered-in-error` →
+/// the kind of the cancelled report: discharged (deceased) when the period has an end, else
+/// admitted. Any other status reports no stay event (`None`).
+pub fn care_event_kind(status: &str, has_end: bool, deceased: bool) -> Option<CareEventKind> {
+    let ended = match status {
+        "in-progress" => false,
+        "finished" => true,
+        "entered-in-error" => has_end,
+        _ => return None,
+    };
+    Some(match (ended, deceased) {
+        (false, _) => CareEventKind::Admitted,
+        (true, true) => CareEventKind::Deceased,
+        (true, false) => CareEventKind::Discharged,
     })
 }
 
@@ -708,6 +782,51 @@ mod tests {
         }
         assert_eq!(event_of_msg_type("HENVISNING").unwrap(), event::REFERRAL);
         assert_eq!(event_of_msg_type(" "), None);
+    }
+
+    #[test]
+    fn epicrisis_lifecycle_tables_agree() {
+        use ServiceType::*;
+        for st in [
+            None,
+            Some(New),
+            Some(Change),
+            Some(Cancellation),
+            Some(Addition),
+        ] {
+            for status in [None, Some("F"), Some("P"), Some("A")] {
+                let c = composition_status(st, status);
+                let implied = epicrisis_status(c);
+                // Back without extensions: the lifecycle's direction is kept (changed, cancelled).
+                let back = epicrisis_service_type(c, implied);
+                match st {
+                    Some(Cancellation) => assert_eq!(back, Some(Cancellation)),
+                    Some(Change | Addition) => assert_eq!(back, Some(Change)),
+                    _ => assert!(back != Some(Cancellation), "{st:?} {status:?}"),
+                }
+            }
+        }
+        assert_eq!(epicrisis_service_type("amended", Some("A")), None);
+        assert_eq!(epicrisis_service_type("corrected", Some("F")), Some(Change));
+        assert_eq!(epicrisis_status("entered-in-error"), None);
+    }
+
+    #[test]
+    fn encounter_statuses_invert() {
+        use CareEventKind::*;
+        for kind in [Admitted, Discharged, Deceased] {
+            for st in [
+                None,
+                Some(ServiceType::New),
+                Some(ServiceType::Cancellation),
+            ] {
+                let s = encounter_status(kind, st).unwrap();
+                let ended = kind != Admitted;
+                assert_eq!(care_event_kind(s, ended, kind == Deceased), Some(kind));
+            }
+        }
+        assert_eq!(encounter_status(ReadyForDischarge, None), None);
+        assert_eq!(care_event_kind("planned", false, false), None);
     }
 
     #[test]

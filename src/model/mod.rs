@@ -856,6 +856,9 @@ pub struct PloMessage {
 /// FHIR message whose focus is an Encounter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CareEvent {
+    /// Serialised as `event`: inside [`Body`], whose tag is `kind`, a field named `kind` would
+    /// be written twice.
+    #[serde(rename = "event")]
     pub kind: CareEventKind,
     /// When it happened, as written (date or date-time).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -38,6 +38,12 @@ pub mod dcodes {
     pub const APPREC_STATUS_UNKNOWN: &str = "decode.apprec-status-unknown";
     pub const CONVERSATION_REF_ORDER: &str = "decode.conversation-ref-order";
     pub const EXTRA_PARTS_IGNORED: &str = "decode.extra-parts-ignored";
+    /// Pasientlogistikk: the MsgHead type names another use than the document holds.
+    pub const PLO_EVENT_MISMATCH: &str = "decode.plo-event-type-mismatch";
+    /// Pasientlogistikk: `Forsendelsesstatus` is no 7309 code.
+    pub const PLO_STATUS_UNKNOWN: &str = "decode.plo-forsendelsesstatus-unknown";
+    /// Pasientlogistikk: `TidspunktForHendelse` is no date or date-time.
+    pub const PLO_EVENT_TIME_INVALID: &str = "decode.plo-event-time-invalid";
 }
 
 /// Trimmed text at `path` as an owned string.

@@ -5,7 +5,8 @@
 //! done in [`crate::kith::semantics`]; the findings here are only decoding notes (codes `decode.*`,
 //! severity Info/Warning) and never carry patient data.
 //!
-//! - [`msghead`]: MsgHead 1.2 header, Dialogmelding 1.0/1.1, Henvisning 2.0, PLO
+//! - [`msghead`]: MsgHead 1.2 header, Dialogmelding 1.0/1.1, Henvisning 2.0, PLO (the stay event
+//!   of a Pasientlogistikk message: `PloMessage.event`)
 //! - [`basis`]: Henvisning 1.0/1.1 and Epikrise 1.x basismeldinger
 //! - [`apprec`]: AppRec 1.0/1.1
 //! - [`common`]: shared building blocks
@@ -21,7 +22,8 @@
 //! - Epikrise `Event` structure beyond the first stay (nested events are flattened), `PlannedEvent`,
 //!   `EventLocation`, `AssRequest`, `CodedComment`, event-level `RelServProvider`, `Origin`;
 //! - `ResultItem` other than numeric and text results (`Interval`, `DateResult`), `ClinInv/Spec`;
-//! - Dialogmelding: notes after the first are merged into one dialogue; PLO structured content;
+//! - Dialogmelding: notes after the first are merged into one dialogue; PLO structured content
+//!   (beyond a Pasientlogistikk message's stay event);
 //!   AppRec `Error@OT`; basismelding `Status` other than TEST and `MIGversion`/`MsgVersion`.
 
 mod apprec;

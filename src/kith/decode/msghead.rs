@@ -1,17 +1,18 @@
-//! MsgHead 1.2 (FACTS §2) and the documents it carries: Dialogmelding 1.0/1.1, Henvisning 2.0, PLO.
+//! MsgHead 1.2 (FACTS §2) and the documents it carries: Dialogmelding 1.0/1.1, Henvisning 2.0, PLO
+//! (its journal texts, and for Pasientlogistikk the stay event it reports).
 
 use super::basis::{diagnoses, headed, inf_items, precautions};
 use super::common::{
-    attachment, boolean, code_at, code_of, communication_need, consent, dcodes, organisation,
+    attachment, boolean, code_at, code_of, communication_need, consent, date, dcodes, organisation,
     patient, po_care_provider, professional, relative, s, section, section_of, v_or_text, Notes,
 };
 use crate::finding::Severity;
 use crate::kith::detect::{content_root, Detected};
 use crate::kith::ns;
 use crate::model::{
-    Attachment, Body, CarePathway, CareProviderRole, Conversation, CopyReceiver, DatedCode, Dialog,
-    DialogRequest, Format, Header, Organisation, PloMessage, Referral, ReferralAssessment,
-    ServiceType, TextRole, TextSection,
+    Attachment, Body, CareEvent, CareEventKind, CarePathway, CareProviderRole, Conversation,
+    CopyReceiver, DatedCode, Dialog, DialogRequest, Format, Header, Organisation, PloMessage,
+    Referral, ReferralAssessment, ServiceType, TextRole, TextSection,
 };
 use crate::xml::Element;
 
@@ -108,7 +109,11 @@ pub(crate) fn decode(d: &Detected<'_>, notes: &mut Notes) -> (Header, Body) {
             Body::Referral(Box::new(x))
         }
         (Some(Format::Plo15 | Format::Plo16 | Format::Plo20), Some(c)) => {
-            Body::Plo(Box::new(plo(c)))
+            let mut x = plo(c);
+            if c.name == "Pasientlogistikk" {
+                x.event = stay_event(c, &header, notes);
+            }
+            Body::Plo(Box::new(x))
         }
         (_, None) => {
             notes.note(
@@ -372,5 +377,197 @@ fn plo(root: &Element) -> PloMessage {
         document: root.name.clone(),
         texts,
         event: None,
+    }
+}
+
+// ---------------------------------------------------------------- PLO Pasientlogistikk
+
+/// The Pasientlogistikk uses (1.5, 1.6 and 2.0 alike): MsgHead type (8279), the element that holds
+/// the use, the stay event it reports (`None`: a use that is no stay event) and the 9121 code of
+/// the `TidsfestetHendelse` that gives its time.
+const STAY_EVENTS: &[(&str, &str, Option<CareEventKind>, &str)] = &[
+    (
+        "LOG_INNLAGT",
+        "MeldingInnlagtPasient",
+        Some(CareEventKind::Admitted),
+        "1",
+    ),
+    (
+        "LOG_UTSKREVET",
+        "MeldingOmUtskrevetPasient",
+        Some(CareEventKind::Discharged),
+        "2",
+    ),
+    (
+        "LOG_UTSKRIVNINGSKLAR",
+        "MeldingUtskrivningsklarPasient",
+        Some(CareEventKind::ReadyForDischarge),
+        "3",
+    ),
+    (
+        "LOG_AVMELDING",
+        "AvmeldingUtskrivningsklarPasient",
+        None,
+        "4",
+    ),
+    (
+        "LOG_DOD",
+        "OrienteringOmDod",
+        Some(CareEventKind::Deceased),
+        "13",
+    ),
+];
+
+/// 8408 `UtTil` codes of an institution: the patient does not go home.
+const TO_INSTITUTION: &[&str] = &["3", "5", "7", "8", "10", "11", "21"];
+
+/// 8663 service type of a municipal nursing service (Sykepleietjeneste, home nursing among it).
+const NURSING_SERVICE: &str = "KP02";
+
+/// What a Pasientlogistikk message reports about the stay (`docs/mapping/kith.md`, "PLO stay
+/// events"): the kind from the element that holds the use (the MsgHead type when that element is
+/// missing; a disagreement is noted), the time from its `TidsfestetHendelse`, new / change /
+/// cancellation from `Forsendelsesstatus` (the 7309 codes: the examples write N Ny, M Endring,
+/// C Kansellering), and home nursing only where the
+/// message says it (see [`home_nursing`]). `None` for a use that is no stay event (avmelding).
+fn stay_event(root: &Element, header: &Header, notes: &mut Notes) -> Option<CareEvent> {
+    let base = format!("/MsgHead/Document/RefDoc/Content/{}", root.name);
+    let by_type = STAY_EVENTS
+        .iter()
+        .find(|row| row.0 == header.msg_type.trim());
+    let by_content = root.children.iter().find_map(|c| {
+        STAY_EVENTS
+            .iter()
+            .find(|row| row.1 == c.name)
+            .map(|row| (row, c))
+    });
+    let (row, content) = match (by_type, by_content) {
+        (t, Some((row, c))) => {
+            if let Some(t) = t.filter(|t| t.0 != row.0) {
+                notes.note(
+                    dcodes::PLO_EVENT_MISMATCH,
+                    Severity::Warning,
+                    format!("{base}/{}", c.name),
+                    format!(
+                        "MsgInfo/Type says {}, the document holds {}; the document is read",
+                        t.0, row.1
+                    ),
+                );
+            }
+            (row, Some(c))
+        }
+        (Some(t), None) => (t, None),
+        (None, None) => return None,
+    };
+    let kind = row.2?;
+    let path = format!("{base}/{}", row.1);
+    // InformasjonOmForsendelsen: first under the root (1.5, 1.6), under FellesAdministrativeOpplysninger (2.0).
+    let status = root
+        .at("InformasjonOmForsendelsen/Forsendelsesstatus")
+        .or_else(|| {
+            root.at("FellesAdministrativeOpplysninger/InformasjonOmForsendelsen/Forsendelsesstatus")
+        });
+    let service_type = status.and_then(|st| {
+        let v = st.attr("V").map(str::trim).filter(|v| !v.is_empty())?;
+        let t = ServiceType::from_kith(v);
+        if t.is_none() {
+            notes.note(
+                dcodes::PLO_STATUS_UNKNOWN,
+                Severity::Warning,
+                format!("{base}/InformasjonOmForsendelsen/Forsendelsesstatus"),
+                "Forsendelsesstatus is not a 7309 code (N new, M change, C cancellation, A addition); read without it",
+            );
+        }
+        t
+    });
+    let at = content.and_then(|c| event_time(c, row.3, &path, notes));
+    Some(CareEvent {
+        kind,
+        at,
+        service_type,
+        referral_id: None,
+        stay_id: None,
+        home_nursing: content.and_then(|c| home_nursing(kind, c, header)),
+    })
+}
+
+/// The time of the `TidsfestetHendelse` coded `code` (9121), else of the only one; a time that
+/// is no date or date-time is noted and not read.
+fn event_time(use_: &Element, code: &str, path: &str, notes: &mut Notes) -> Option<String> {
+    let events: Vec<&Element> = use_.children_named("TidsfestetHendelse").collect();
+    let event = events
+        .iter()
+        .find(|e| e.v_at("Hendelsekode") == Some(code))
+        .or(match events.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        })?;
+    let p = format!("{path}/TidsfestetHendelse/TidspunktForHendelse");
+    let raw = v_or_text(event, "TidspunktForHendelse")?;
+    // A date is padded (and noted) the way every other date is; a date-time is kept as written.
+    let value = if raw.contains('T') {
+        raw
+    } else {
+        date(&raw, &p, notes)
+    };
+    if readable_time(&value) {
+        Some(value)
+    } else {
+        notes.note(
+            dcodes::PLO_EVENT_TIME_INVALID,
+            Severity::Warning,
+            p,
+            "TidspunktForHendelse is no date or date-time; the event is read without a time",
+        );
+        None
+    }
+}
+
+/// A date (`YYYY-MM-DD`) or an xs:dateTime (seconds, fraction and offset optional).
+fn readable_time(v: &str) -> bool {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime};
+    NaiveDate::parse_from_str(v, "%Y-%m-%d").is_ok()
+        || DateTime::parse_from_rfc3339(v).is_ok()
+        || NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S%.f").is_ok()
+        || NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M").is_ok()
+}
+
+/// Home nursing, only where a discharge message says it:
+/// - `Some(false)` when the patient left dead (`Uttilstand` 8431 2 or 3) or went to an institution
+///   (`UtTil` 8408 3, 5, 7, 8, 10, 11, 21);
+/// - `Some(true)` when the patient went home (`UtTil` 1) and the message is addressed (receiver or
+///   copy receiver) to a municipal nursing service: an organisation level typed 8663 `KP02`
+///   Sykepleietjeneste;
+/// - `None` otherwise: other kinds, other destinations, a home discharge sent elsewhere. A
+///   `Merknad` saying the patient receives municipal services is free text and not read.
+fn home_nursing(kind: CareEventKind, use_: &Element, header: &Header) -> Option<bool> {
+    if kind != CareEventKind::Discharged {
+        return None;
+    }
+    let to = use_.child("UtskrevetTil")?;
+    if matches!(to.v_at("Uttilstand"), Some("2" | "3")) {
+        return Some(false);
+    }
+    match to.v_at("UtTil")? {
+        "1" => {
+            let nursing = |o: &Organisation| {
+                let mut level = Some(o);
+                while let Some(l) = level {
+                    if l.kind
+                        .as_ref()
+                        .is_some_and(|k| k.code.trim() == NURSING_SERVICE)
+                    {
+                        return true;
+                    }
+                    level = l.unit.as_deref();
+                }
+                false
+            };
+            let addressed = header.receiver.as_ref().is_some_and(nursing)
+                || header.copy_receivers.iter().any(|c| nursing(&c.party));
+            addressed.then_some(true)
+        }
+        c if TO_INSTITUTION.contains(&c) => Some(false),
+        _ => None,
     }
 }
