@@ -553,11 +553,7 @@ fn cached(
     ttl: Duration,
 ) -> (Cached<NhnDirectory<FileDirectory>>, Arc<ManualClock>) {
     let clock = ManualClock::new(0);
-    let dir = Cached::with_clock(
-        NhnDirectory::new(client(mock), local()),
-        ttl,
-        clock.clone(),
-    );
+    let dir = Cached::with_clock(NhnDirectory::new(client(mock), local()), ttl, clock.clone());
     (dir, clock)
 }
 

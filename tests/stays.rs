@@ -158,6 +158,7 @@ async fn world(link_grace_secs: u64) -> World {
     rcfg.stays.enabled = false;
     rcfg.delivery.enabled = false;
     let extra = kadgate::config::parse(RECIPIENT_ORGS, "recipient organisations", None).unwrap();
+    let served = extra.organisations.clone();
     rcfg.organisations.extend(extra.organisations);
     rcfg.receipts = extra.receipts;
     let recipients = TestServer::start(rcfg).await;
@@ -170,6 +171,9 @@ async fn world(link_grace_secs: u64) -> World {
     cfg.admission.enabled = true;
     cfg.admission.ruleset = repo("fixtures/rules/national-default.toml");
     cfg.admission.registry = reg;
+    // The gateway receives for the parties it carries messages for (a unit's stay events are
+    // addressed to home nursing, its epicrises to the referrer).
+    cfg.organisations.extend(served);
     cfg.stays.enabled = true;
     cfg.stays.poll_ms = 50;
     cfg.stays.link_grace_secs = link_grace_secs;
@@ -608,4 +612,95 @@ async fn a_message_whose_referral_never_comes_opens_a_stay_of_its_own() {
     assert!(stay["referral_message_id"].is_null());
     assert_eq!(stay["timeline"][0]["kind"], "opened");
     w.stop().await;
+}
+
+/// The fixture `fixtures/stays/NAME` with the referral placeholder replaced by `referral_id`.
+fn stay_fixture(name: &str, referral_id: &str) -> Vec<u8> {
+    std::fs::read_to_string(repo(&format!("fixtures/stays/{name}")))
+        .unwrap()
+        .replace("f0f0f0f0-0000-4000-8000-000000000001", referral_id)
+        .into_bytes()
+}
+
+/// A referral from legevakt, the unit's admission and discharge notices and its epicrisis (the
+/// fixtures in `fixtures/stays`), with no manual step: the epicrisis is delivered to and
+/// acknowledged by the GP on the day of discharge (the GP changed during the stay), the referrer
+/// and home nursing, each in its own format, and the stay's timeline is complete.
+async fn whole_stay(files: [&str; 3]) {
+    let w = world(600).await;
+    let nin = "30014500282";
+    let (body, referral_id) = referral("990020", nin);
+    post_fhir(&w.gw.base, body).await;
+    for f in files {
+        let bytes = stay_fixture(f, &referral_id);
+        let status = if f.ends_with(".json") {
+            client()
+                .post(format!("{}/fhir/$process-message", w.gw.base))
+                .header("content-type", "application/fhir+json")
+                .body(bytes)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        } else {
+            post_kith(&w.gw.base, bytes).await.status()
+        };
+        assert_eq!(status, 200, "{f}");
+    }
+    let stay = w.settled(nin, 3, Duration::from_secs(30)).await;
+    let rows = epicrisis_rows(&stay);
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    for (role, key) in [
+        ("gp", "HER:990011"),
+        ("referrer", "HER:990020"),
+        ("home-nursing", "HER:990041"),
+    ] {
+        let d = by_role(&rows, role);
+        assert_eq!(d["recipient_key"], key, "{d:#}");
+        assert_eq!(d["state"], "acked", "{d:#}");
+    }
+    assert_eq!(by_role(&rows, "referrer")["format"], "fhir-r4");
+    assert_eq!(by_role(&rows, "gp")["format"], "epikrise12");
+    let kinds: Vec<&str> = stay["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["referred", "admitted", "discharged", "epicrisis-new"],
+        "{stay:#}"
+    );
+    assert!(stay["admitted_at"]
+        .as_str()
+        .unwrap()
+        .starts_with("2026-03-02"));
+    assert!(stay["discharged_at"]
+        .as_str()
+        .unwrap()
+        .starts_with("2026-03-05"));
+    assert_eq!(stay["state"], "closed");
+    assert!(stay["home_nursing"].as_bool().unwrap());
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_whole_stay_in_kith_plo_admission_discharge_and_epikrise() {
+    whole_stay([
+        "plo16-log-innlagt.xml",
+        "plo16-log-utskrevet.xml",
+        "epikrise12-ny.xml",
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn a_whole_stay_in_fhir_encounter_events_and_a_discharge_document() {
+    whole_stay([
+        "fhir-encounter-innlagt.json",
+        "fhir-encounter-utskrevet.json",
+        "fhir-epikrise-message.json",
+    ])
+    .await;
 }
