@@ -103,12 +103,63 @@ fn stored(o: IngestOutcome) -> i64 {
     }
 }
 
+/// Store a message from the unit as the pipeline does, queued for the stay tracker.
+async fn from_unit(
+    store: &Arc<dyn Store>,
+    clock: &ManualClock,
+    raw: Vec<u8>,
+    msg_id: &str,
+    kind: &str,
+    nin: &str,
+) -> i64 {
+    stored(
+        store
+            .ingest(NewMessage {
+                received_at: clock.now_rfc3339(),
+                channel: "test".into(),
+                direction: Direction::In,
+                format: None,
+                msg_type: None,
+                msg_id: Some(msg_id.into()),
+                sender_key: Some("HER:990002".into()),
+                dedup_key: Some(format!("HER:990002/{msg_id}")),
+                status: "accepted".into(),
+                raw,
+                header_json: None,
+                body_json: None,
+                findings_json: "[]".into(),
+                correlates_to: None,
+                receipts: Vec::new(),
+                reply_json: None,
+                content_sha256: None,
+                effects: Effects {
+                    stay_work: Some(NewStayWork {
+                        kind: kind.into(),
+                        patient_nin: Some(nin.into()),
+                        created_ms: clock.now_ms(),
+                    }),
+                    ..Effects::default()
+                },
+            })
+            .await
+            .unwrap(),
+    )
+}
+
+fn open_store(dir: &std::path::Path) -> Arc<dyn Store> {
+    Arc::new(SqliteStore::open(&dir.join("kadgate.db"), SqliteOptions::default()).unwrap())
+}
+
+fn rules() -> Arc<kadgate::check::Rules> {
+    Arc::new(kadgate::check::Rules::from_config(
+        &kadgate::config::Config::demo(),
+    ))
+}
+
 #[tokio::test]
 async fn a_register_that_is_down_delays_the_epicrisis_with_an_alert_and_never_loses_it() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&dir.path().join("kadgate.db"), SqliteOptions::default()).unwrap(),
-    );
+    let store = open_store(dir.path());
     let directory = Arc::new(Flaky {
         inner: FileDirectory::parse(REGISTRY, "test registry")
             .unwrap()
@@ -125,51 +176,17 @@ async fn a_register_that_is_down_delays_the_epicrisis_with_an_alert_and_never_lo
         discharged: "2026-11-20",
         copy_to_home_nursing: false,
     });
-    let id = stored(
-        store
-            .ingest(NewMessage {
-                received_at: clock.now_rfc3339(),
-                channel: "test".into(),
-                direction: Direction::In,
-                format: Some("epikrise12".into()),
-                msg_type: Some("EPIKRISE".into()),
-                msg_id: Some(msg_id.clone()),
-                sender_key: Some("HER:990002".into()),
-                dedup_key: Some(format!("HER:990002/{msg_id}")),
-                status: "accepted".into(),
-                raw,
-                header_json: None,
-                body_json: None,
-                findings_json: "[]".into(),
-                correlates_to: None,
-                receipts: Vec::new(),
-                reply_json: None,
-                content_sha256: None,
-                effects: Effects {
-                    stay_work: Some(NewStayWork {
-                        kind: "epicrisis".into(),
-                        patient_nin: Some(nin.into()),
-                        created_ms: clock.now_ms(),
-                    }),
-                    ..Effects::default()
-                },
-            })
-            .await
-            .unwrap(),
-    );
+    let id = from_unit(&store, &clock, raw, &msg_id, "epicrisis", nin).await;
     let config = StayConfig {
         enabled: true,
         link_grace_secs: 0,
         register_retry_secs: 30,
         ..StayConfig::default()
     };
-    let rules = Arc::new(kadgate::check::Rules::from_config(
-        &kadgate::config::Config::demo(),
-    ));
     let tracker = Tracker::new(
         store.clone(),
         directory.clone(),
-        rules,
+        rules(),
         config,
         clock.clone(),
         Default::default(),
@@ -233,5 +250,94 @@ async fn a_register_that_is_down_delays_the_epicrisis_with_an_alert_and_never_lo
     clock.advance(Duration::from_secs(3600));
     assert_eq!(tracker.step().await.unwrap(), 0);
     assert_eq!(rows(store.clone()).await.len(), 1);
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_discharge_without_an_epicrisis_by_the_deadline_alerts_the_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let directory = Arc::new(Flaky {
+        inner: FileDirectory::parse(REGISTRY, "test registry")
+            .unwrap()
+            .with_base(dir.path()),
+        down: AtomicBool::new(false),
+    });
+    let clock = ManualClock::starting_now();
+    let nin = "30014500282";
+    // The unit's discharge notice (fixtures/stays), discharged "now" on the simulated clock.
+    let now = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(clock.now_ms())
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let discharge = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/stays/plo16-log-utskrevet.xml"),
+    )
+    .unwrap()
+    .replace("2026-03-05T11:00:00", &now);
+    let msg_id = "57a10000-0000-4000-8000-000000000002";
+    from_unit(&store, &clock, discharge.into_bytes(), msg_id, "event", nin).await;
+    let tracker = Tracker::new(
+        store.clone(),
+        directory,
+        rules(),
+        StayConfig {
+            enabled: true,
+            link_grace_secs: 0,
+            epicrisis_deadline_hours: 24,
+            ..StayConfig::default()
+        },
+        clock.clone(),
+        Default::default(),
+        Default::default(),
+    );
+    while tracker.step().await.unwrap() > 0 {}
+    let stays = store.stays_of_patient(nin, 10).await.unwrap();
+    assert_eq!(stays.len(), 1);
+    assert_eq!(stays[0].state, "discharged");
+    let due = stays[0].epicrisis_due_ms.expect("an epicrisis is due");
+    assert!(
+        (due - clock.now_ms() - 24 * 3_600_000).abs() < 1_000,
+        "{due}"
+    );
+
+    let missing = |store: Arc<dyn Store>| async move {
+        store
+            .alerts(true, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.kind == "stay.epicrisis-missing")
+            .collect::<Vec<_>>()
+    };
+    clock.advance(Duration::from_secs(23 * 3600));
+    assert_eq!(tracker.check_overdue().await.unwrap(), 0);
+    assert!(missing(store.clone()).await.is_empty());
+    clock.advance(Duration::from_secs(3600 + 1));
+    assert_eq!(tracker.check_overdue().await.unwrap(), 1);
+    let alerts = missing(store.clone()).await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].unit_key.as_deref(), Some("HER:990002"));
+    assert!(!alerts[0].reason.contains(nin));
+    // Raised once: the next check finds nothing more to say.
+    assert_eq!(tracker.check_overdue().await.unwrap(), 0);
+
+    // The epicrisis comes late: delivered, and the alert is cleared.
+    let (raw, epi_id) = epicrisis(&Epi {
+        nin,
+        referral_id: None,
+        doc_id: "EPI-LATE",
+        service_type: ServiceType::New,
+        discharged: &now,
+        copy_to_home_nursing: false,
+    });
+    from_unit(&store, &clock, raw, &epi_id, "epicrisis", nin).await;
+    while tracker.step().await.unwrap() > 0 {}
+    assert!(missing(store.clone()).await.is_empty());
+    let stays = store.stays_of_patient(nin, 10).await.unwrap();
+    assert_eq!(stays.len(), 1, "the epicrisis joined the discharged stay");
+    assert_eq!(stays[0].state, "closed");
+    assert!(stays[0].epicrisis_due_ms.is_none());
     store.close().await.unwrap();
 }
