@@ -96,6 +96,26 @@ enum Cmd {
         #[command(subcommand)]
         cmd: RulesCmd,
     },
+    /// Show a patient's stays (timeline, and where each message went: who, when, which format,
+    /// receipt status). Shows patient data: needs the operator token (env KADGATE_OPERATOR_TOKEN,
+    /// as in `[api] operator_token`) and records the read in the audit log. The patient's national
+    /// identity number is read from standard input (never from the command line, where the process
+    /// list and the shell history would keep it).
+    Stays {
+        /// One JSON object per stay, one per line.
+        #[arg(long)]
+        json: bool,
+        /// Show this stay instead of a patient's (nothing is read from standard input).
+        #[arg(long)]
+        stay: Option<i64>,
+        /// Who is reading, for the audit log (default: $USER).
+        #[arg(long = "as")]
+        actor: Option<String>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// List the store's alerts (open ones unless --all), newest first. Reasons hold no patient data.
     Alerts {
         /// One JSON object per line.
@@ -181,6 +201,13 @@ fn main() -> ExitCode {
             config,
             data_dir,
         } => alerts(json, all, limit, config, data_dir),
+        Cmd::Stays {
+            json,
+            stay,
+            actor,
+            config,
+            data_dir,
+        } => stays(json, stay, actor, config, data_dir),
         Cmd::Serve {
             config,
             listen,
@@ -596,6 +623,139 @@ fn rules_test(json: bool, compare: Option<&Path>, ruleset: &Path, cases: &[PathB
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// `kadgate stays`: a patient's stays (or one stay), access-controlled and audited.
+fn stays(
+    json: bool,
+    stay: Option<i64>,
+    actor: Option<String>,
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+) -> ExitCode {
+    let mut cfg = match load_config(config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Some(d) = data_dir {
+        cfg.server.data_dir = d;
+    }
+    let Some(want) = cfg.api.operator_token.clone() else {
+        eprintln!(
+            "kadgate: stays show patient data: set [api] operator_token in the configuration"
+        );
+        return ExitCode::from(3);
+    };
+    let given = std::env::var("KADGATE_OPERATOR_TOKEN").unwrap_or_default();
+    if given.trim().is_empty() || given.trim() != want {
+        eprintln!(
+            "kadgate: stays show patient data: KADGATE_OPERATOR_TOKEN must hold the operator token"
+        );
+        return ExitCode::from(3);
+    }
+    let nin = match stay {
+        Some(_) => None,
+        None => {
+            let mut line = String::new();
+            if std::io::stdin().read_line(&mut line).is_err() {
+                eprintln!(
+                    "kadgate: expected the patient's national identity number on standard input"
+                );
+                return ExitCode::from(2);
+            }
+            let nin = line.trim().to_owned();
+            if kadgate::ident::parse_person_number(&nin).is_err() {
+                eprintln!("kadgate: standard input holds no valid national identity number (11 digits, check digits)");
+                return ExitCode::from(2);
+            }
+            Some(nin)
+        }
+    };
+    let who = actor
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into());
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kadgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let read = rt.block_on(async {
+        let store = kadgate::server::open_store(&cfg).await?;
+        let lookup = match (&nin, stay) {
+            (Some(n), _) => kadgate::stay::view::Lookup::Patient(n),
+            (None, Some(id)) => kadgate::stay::view::Lookup::Stay(id),
+            (None, None) => unreachable!("a stay id or a patient"),
+        };
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let views =
+            kadgate::stay::view::audited(store.as_ref(), &format!("cli:{who}"), lookup, &now)
+                .await?;
+        store.close().await?;
+        anyhow::Ok(views)
+    });
+    let views = match read {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("kadgate: cannot read stays: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for v in &views {
+        if json {
+            println!("{}", serde_json::to_string(v).unwrap_or_default());
+            continue;
+        }
+        println!(
+            "stay #{} {} at {} ({}){}",
+            v.id,
+            v.state,
+            v.unit_name
+                .as_deref()
+                .or(v.unit_key.as_deref())
+                .unwrap_or("-"),
+            v.unit_key.as_deref().unwrap_or("-"),
+            v.decision
+                .as_ref()
+                .map(|d| format!(", decision {}", d.decision.decision))
+                .unwrap_or_default()
+        );
+        for t in &v.timeline {
+            println!(
+                "  {}  {}{}",
+                t.at,
+                t.kind,
+                if t.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {}", t.note)
+                }
+            );
+        }
+        for d in &v.deliveries {
+            println!(
+                "  -> {} {} {} [{}] {}{}",
+                d.purpose,
+                d.recipient_key,
+                d.recipient_name.as_deref().unwrap_or(""),
+                d.format,
+                d.state,
+                d.acked_at
+                    .as_deref()
+                    .or(d.sent_at.as_deref())
+                    .map(|t| format!(" at {t}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if !json && views.is_empty() {
+        println!("no stays");
+    }
+    ExitCode::SUCCESS
 }
 
 /// `kadgate alerts`: read the store named by the configuration (SQLite file or PostgreSQL).

@@ -326,3 +326,118 @@ async fn alerts_lists_the_stores_alerts() {
     assert_eq!(text.lines().count(), 1);
     assert!(text.contains("delivery.dead [HER:990002]"), "{text}");
 }
+
+#[tokio::test]
+async fn stays_needs_the_operator_token_reads_the_patient_from_stdin_and_is_audited() {
+    use kadgate::store::{Effects, NewMessage, NewStay};
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("kadgate.toml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "[server]\ndata_dir = {:?}\n\n[api]\noperator_token = \"cli-test-token\"\n",
+            dir.path().join("data")
+        ),
+    )
+    .unwrap();
+    let cfg = kadgate::config::Config::load(&cfg_path).unwrap();
+    let store = kadgate::server::open_store(&cfg).await.unwrap();
+    let nin = "27094100211";
+    store
+        .ingest(NewMessage {
+            received_at: "2026-01-01T00:00:00Z".into(),
+            channel: "test".into(),
+            direction: kadgate::store::Direction::In,
+            format: None,
+            msg_type: None,
+            msg_id: Some("ref-1".into()),
+            sender_key: None,
+            dedup_key: None,
+            status: "accepted".into(),
+            raw: b"x".to_vec(),
+            header_json: None,
+            body_json: None,
+            findings_json: "[]".into(),
+            correlates_to: None,
+            receipts: vec![],
+            reply_json: None,
+            content_sha256: None,
+            effects: Effects {
+                stay: Some(NewStay {
+                    patient_nin: Some(nin.into()),
+                    unit_key: Some("HER:990002".into()),
+                    state: "referred".into(),
+                    keys: vec!["id:ref-1".into()],
+                    doc_json: r#"{"unit_name":"Testbyen KAD","timeline":[{"at":"2026-01-01T00:00:00Z","kind":"referred"}]}"#.into(),
+                    created_ms: 0,
+                }),
+                ..Effects::default()
+            },
+        })
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+    drop(store);
+
+    let run = |token: Option<&str>, args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kadgate"));
+        cmd.args([
+            "stays",
+            "--config",
+            cfg_path.to_str().unwrap(),
+            "--as",
+            "tester",
+        ])
+        .args(args)
+        .env_remove("KADGATE_OPERATOR_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        if let Some(t) = token {
+            cmd.env("KADGATE_OPERATOR_TOKEN", t);
+        }
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{nin}\n").as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    for bad in [None, Some("wrong")] {
+        let out = run(bad, &["--json"]);
+        assert_eq!(out.status.code(), Some(3), "{bad:?}");
+        assert!(out.stdout.is_empty());
+    }
+    let out = run(Some("cli-test-token"), &["--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = lines(&out);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["unit_key"], "HER:990002");
+    assert_eq!(got[0]["timeline"][0]["kind"], "referred");
+    let text = run(Some("cli-test-token"), &["--stay", "1"]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.starts_with("stay #1 referred at Testbyen KAD (HER:990002)"),
+        "{text}"
+    );
+
+    let store = kadgate::server::open_store(&cfg).await.unwrap();
+    let audit = store.audit_log(10).await.unwrap();
+    assert_eq!(
+        audit.len(),
+        2,
+        "every read recorded, refused ones not at all: {audit:#?}"
+    );
+    assert_eq!(audit[1].entry.actor, "cli:tester");
+    assert_eq!(audit[1].entry.action, "stays.search");
+    assert_eq!(audit[1].entry.subject, format!("patient:{nin}"));
+    assert_eq!(audit[0].entry.action, "stays.get");
+    store.close().await.unwrap();
+}
