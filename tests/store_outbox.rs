@@ -1,7 +1,8 @@
 //! The store contract cases (`tests/common/store_cases.rs`) against the SQLite store, on a real
 //! database file: decisions, routes and the outbox (leases and a crashed worker's rows coming
 //! back, per-key ordering, attempts recorded only under a held lease, receipts correlated in the
-//! ingest transaction, overdue receipts, retries), and ingest, deduplication and close.
+//! ingest transaction, overdue receipts, retries), stays, the stay work queue and the audit log
+//! (refused changes checked on the database file itself), and ingest, deduplication and close.
 
 mod common;
 

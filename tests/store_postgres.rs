@@ -17,8 +17,8 @@ use common::pg::{self, PgDb};
 use common::store_cases::{outbox, referral, stored_id, Backend};
 use kadgate::store::postgres::{PgOptions, PgStore};
 use kadgate::store::{
-    Attempt, Effects, IngestOutcome, ListFilter, NewMessage, NewOutbox, OutboxFilter, OutboxRow,
-    Store, StoreError,
+    Attempt, Effects, IngestOutcome, ListFilter, NewAudit, NewMessage, NewOutbox, OutboxFilter,
+    OutboxRow, Store, StoreError,
 };
 
 impl Backend for PgDb {
@@ -233,6 +233,31 @@ async fn two_instances_store_a_key_once() {
         vec![("pending".to_string(), 50)],
         "effects recorded once per key"
     );
+}
+
+/// PostgreSQL can empty a table without deleting its rows one by one: the audit log refuses that
+/// too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_cannot_be_truncated() {
+    let db = pg::database().await;
+    let store = connect(&db).await;
+    store
+        .record_audit(NewAudit {
+            at: "2026-01-01T00:00:00.000Z".into(),
+            actor: "cli".into(),
+            action: "stays.get".into(),
+            subject: "1".into(),
+            detail: "1".into(),
+        })
+        .await
+        .unwrap();
+    let refused = db.execute_raw("TRUNCATE audit_log").await;
+    assert!(
+        matches!(&refused, Err(m) if m.contains("append-only")),
+        "{refused:?}"
+    );
+    assert_eq!(store.audit_log(10).await.unwrap().len(), 1);
+    store.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

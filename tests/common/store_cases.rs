@@ -16,6 +16,8 @@ use std::sync::Arc;
 
 mod stays;
 
+// Named by `all_store_cases!` as `common::store_cases::<case>`; unused in tests without it.
+#[allow(unused_imports)]
 pub use stays::*;
 
 use kadgate::store::{
