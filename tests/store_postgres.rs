@@ -17,13 +17,29 @@ use common::pg::{self, PgDb};
 use common::store_cases::{outbox, referral, stored_id, Backend};
 use kadgate::store::postgres::{PgOptions, PgStore};
 use kadgate::store::{
-    Attempt, Effects, IngestOutcome, ListFilter, NewMessage, NewOutbox, OutboxFilter, OutboxRow,
-    Store, StoreError,
+    Attempt, Effects, IngestOutcome, ListFilter, NewAudit, NewMessage, NewOutbox, OutboxFilter,
+    OutboxRow, Store, StoreError,
 };
 
 impl Backend for PgDb {
     fn open(&self) -> Pin<Box<dyn Future<Output = Arc<dyn Store>> + Send + '_>> {
         Box::pin(async move { Arc::new(connect(self).await) as Arc<dyn Store> })
+    }
+
+    fn execute_raw<'a>(
+        &'a self,
+        sql: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send + 'a>> {
+        Box::pin(async move {
+            self.client()
+                .await
+                .execute(sql, &[])
+                .await
+                .map_err(|e| match e.as_db_error() {
+                    Some(db) => db.message().to_owned(),
+                    None => e.to_string(),
+                })
+        })
     }
 }
 
@@ -219,6 +235,31 @@ async fn two_instances_store_a_key_once() {
     );
 }
 
+/// PostgreSQL can empty a table without deleting its rows one by one: the audit log refuses that
+/// too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_cannot_be_truncated() {
+    let db = pg::database().await;
+    let store = connect(&db).await;
+    store
+        .record_audit(NewAudit {
+            at: "2026-01-01T00:00:00.000Z".into(),
+            actor: "cli".into(),
+            action: "stays.get".into(),
+            subject: "1".into(),
+            detail: "1".into(),
+        })
+        .await
+        .unwrap();
+    let refused = db.execute_raw("TRUNCATE audit_log").await;
+    assert!(
+        matches!(&refused, Err(m) if m.contains("append-only")),
+        "{refused:?}"
+    );
+    assert_eq!(store.audit_log(10).await.unwrap().len(), 1);
+    store.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_started_together_apply_once() {
     let db = pg::database().await;
@@ -234,7 +275,19 @@ async fn migrations_started_together_apply_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2, 3, 4]);
+    // One version per migration file, each applied once.
+    let files = std::fs::read_dir(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/store/migrations/postgres"
+    ))
+    .unwrap()
+    .filter(|e| {
+        e.as_ref()
+            .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql"))
+    })
+    .count() as i64;
+    assert!(files >= 4);
+    assert_eq!(versions, (1..=files).collect::<Vec<_>>());
     for store in [a, b, c] {
         store.ping().await.unwrap();
         store.close().await.unwrap();

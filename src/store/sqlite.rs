@@ -47,6 +47,15 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_LIST_LIMIT: i64 = 100;
 pub const MAX_LIST_LIMIT: i64 = 1000;
 
+/// A list call's `limit` as the store honours it: 0 or less = the default, at most the maximum.
+pub(super) fn list_limit(limit: i64) -> i64 {
+    if limit <= 0 {
+        DEFAULT_LIST_LIMIT
+    } else {
+        limit.min(MAX_LIST_LIMIT)
+    }
+}
+
 /// Tuning for [`SqliteStore::open`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SqliteOptions {
@@ -435,11 +444,7 @@ impl Store for SqliteStore {
             sql.push_str(" WHERE ");
             sql.push_str(&clauses.join(" AND "));
         }
-        let limit = if filter.limit <= 0 {
-            DEFAULT_LIST_LIMIT
-        } else {
-            filter.limit.min(MAX_LIST_LIMIT)
-        };
+        let limit = list_limit(filter.limit);
         args.push(Value::Integer(limit));
         sql.push_str(" ORDER BY m.id DESC LIMIT ?");
         self.read("list messages", move |conn| {
@@ -588,7 +593,7 @@ impl Store for SqliteStore {
         limit: i64,
     ) -> Result<Vec<StayRecord>, StoreError> {
         let nin = patient_nin.to_owned();
-        let limit = limit.clamp(1, MAX_LIST_LIMIT);
+        let limit = list_limit(limit);
         self.read("list stays", move |c| st::of_patient(c, &nin, limit))
             .await
     }
@@ -598,7 +603,7 @@ impl Store for SqliteStore {
     }
 
     async fn stays_overdue(&self, now_ms: i64, limit: i64) -> Result<Vec<StayRecord>, StoreError> {
-        let limit = limit.clamp(1, MAX_LIST_LIMIT);
+        let limit = list_limit(limit);
         self.read("list overdue stays", move |c| st::overdue(c, now_ms, limit))
             .await
     }
@@ -613,7 +618,7 @@ impl Store for SqliteStore {
     }
 
     async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
-        let limit = limit.clamp(1, MAX_LIST_LIMIT);
+        let limit = list_limit(limit);
         self.read("read audit log", move |c| st::audit_log(c, limit))
             .await
     }

@@ -9,7 +9,7 @@ use super::queue::{
     Ack, AlertSubject, Attempt, CapacityReport, Effects, NewAck, NewAlert, NewDecision, NewOutbox,
     NewRoute, OutboxFilter, OutboxRow, OutboxState, StoredAlert, StoredDecision, StoredRoute,
 };
-use super::sqlite::{DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
+use super::sqlite::list_limit;
 
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
@@ -481,11 +481,7 @@ pub(super) fn list_outbox(conn: &Connection, f: &OutboxFilter) -> rusqlite::Resu
         sql.push_str(" AND o.id < ?");
         args.push(b.into());
     }
-    let limit = if f.limit <= 0 {
-        DEFAULT_LIST_LIMIT
-    } else {
-        f.limit.min(MAX_LIST_LIMIT)
-    };
+    let limit = list_limit(f.limit);
     sql.push_str(" ORDER BY o.id DESC LIMIT ?");
     args.push(limit.into());
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -600,11 +596,7 @@ pub(super) fn alerts(
     open_only: bool,
     limit: i64,
 ) -> rusqlite::Result<Vec<StoredAlert>> {
-    let limit = if limit <= 0 {
-        DEFAULT_LIST_LIMIT
-    } else {
-        limit.min(MAX_LIST_LIMIT)
-    };
+    let limit = list_limit(limit);
     let sql = if open_only {
         "SELECT id, kind, unit_key, reason, message_id, outbox_id, raised_at, cleared_at FROM alerts \
          WHERE cleared_at IS NULL ORDER BY id DESC LIMIT ?1"

@@ -3,7 +3,8 @@
 //! cases: ingest and round trip, deduplication (also under concurrency), listing and counts,
 //! errors without row data, durability and close; decisions, routes, the outbox with leases and
 //! per-key order, receipts correlated in the ingest transaction, overdue receipts, dead letters,
-//! retries and capacity reports.
+//! retries and capacity reports; stays, the stay tracker's work queue and the audit log
+//! (`store_cases/stays.rs`).
 //!
 //! Each case takes a [`Backend`], which opens the store under test — the same storage each time,
 //! so a case can drop or close a store and open it again.
@@ -12,6 +13,12 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+
+mod stays;
+
+// Named by `all_store_cases!` as `common::store_cases::<case>`; unused in tests without it.
+#[allow(unused_imports)]
+pub use stays::*;
 
 use kadgate::store::{
     Ack, Attempt, CapacityReport, DecisionSource, Direction, Effects, IngestOutcome, ListFilter,
@@ -22,6 +29,12 @@ use kadgate::store::{
 /// Opens the store under test; every call opens the same storage again.
 pub trait Backend: Send + Sync {
     fn open(&self) -> Pin<Box<dyn Future<Output = Arc<dyn Store>> + Send + '_>>;
+    /// Run one SQL statement on the same storage past the store (for what the store must not
+    /// allow, such as changing the audit log): the rows it touched, or the database's own message.
+    fn execute_raw<'a>(
+        &'a self,
+        sql: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send + 'a>>;
 }
 
 /// Run the named cases as `#[tokio::test]`s, each with a fresh backend from `$backend().await`.
@@ -58,6 +71,12 @@ macro_rules! all_store_cases {
             receipts_are_correlated_and_overdue_ones_alert,
             dead_letters_alert,
             capacity_and_counts,
+            stays_open_with_their_referral_and_link_by_keys,
+            stay_work_is_leased_held_released_and_finished,
+            stay_writes_are_versioned_and_atomic,
+            the_audit_log_is_append_only,
+            nul_in_stay_fields,
+            concurrent_stay_writes_and_leases,
         );
     };
 }

@@ -198,20 +198,20 @@ pub(super) async fn insert_outbox<C: GenericClient>(
 
 /// Raise an alert unless one with the same key is open.
 pub(super) async fn raise_alert<C: GenericClient>(c: &C, a: &NewAlert) -> Res<()> {
-    // Reasons quote keys and error texts that may come from outside (no U+0000 in PostgreSQL text).
-    let reason = text(&a.reason);
+    // Reasons quote keys and error texts, unit keys and dedup keys carry identifiers, that may come
+    // from outside (no U+0000 in PostgreSQL text).
     exec(
         c,
         "INSERT INTO alerts (kind, unit_key, reason, message_id, outbox_id, raised_at, dedup_key) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedup_key) DO NOTHING",
         &[
-            &a.kind,
-            &a.unit_key,
-            &reason,
+            &text(&a.kind),
+            &opt_text(&a.unit_key),
+            &text(&a.reason),
             &a.message_id,
             &a.outbox_id,
             &now_text(),
-            &a.dedup_key,
+            &text(&a.dedup_key),
         ],
     )
     .await?;
@@ -222,7 +222,7 @@ pub(super) async fn clear_alert<C: GenericClient>(c: &C, dedup_key: &str) -> Res
     exec(
         c,
         "UPDATE alerts SET cleared_at = $2, dedup_key = NULL WHERE dedup_key = $1",
-        &[&dedup_key, &now_text()],
+        &[&text(dedup_key), &now_text()],
     )
     .await?;
     Ok(())

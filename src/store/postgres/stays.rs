@@ -336,9 +336,11 @@ pub(in crate::store) async fn overdue<C: GenericClient>(
 pub(in crate::store) async fn counts<C: GenericClient>(c: &C) -> Res<Vec<(String, i64)>> {
     let rs = rows(
         c,
-        "SELECT state, COUNT(*) FROM stays GROUP BY state \
-         UNION ALL SELECT 'work:' || state, COUNT(*) FROM stay_work WHERE state <> 'done' \
-         GROUP BY state ORDER BY 1 COLLATE \"C\"",
+        // A UNION orders by output columns only: the collation goes on the outer query.
+        "SELECT name, n FROM ( \
+           SELECT state AS name, COUNT(*) AS n FROM stays GROUP BY state \
+           UNION ALL SELECT 'work:' || state, COUNT(*) FROM stay_work WHERE state <> 'done' \
+           GROUP BY state) AS counted ORDER BY name COLLATE \"C\"",
         &[],
     )
     .await?;
