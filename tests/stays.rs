@@ -152,6 +152,11 @@ struct World {
 }
 
 async fn world(link_grace_secs: u64) -> World {
+    world_on(link_grace_secs, None).await
+}
+
+/// With `pg`, the gateway keeps its store (stays, work queue, outbox, audit log) in PostgreSQL.
+async fn world_on(link_grace_secs: u64, pg: Option<&common::pg::PgDb>) -> World {
     let rdir = tempfile::tempdir().unwrap();
     let mut rcfg = common::test_config(rdir.path());
     rcfg.admission.enabled = false;
@@ -180,6 +185,10 @@ async fn world(link_grace_secs: u64) -> World {
     cfg.stays.gp_fallback = [("default".to_string(), "990050".to_string())].into();
     cfg.api.operator_token = Some(TOKEN.into());
     cfg.delivery.poll_ms = 50;
+    if let Some(db) = pg {
+        cfg.store.kind = "postgres".into();
+        cfg.store.url = Some(db.url.clone());
+    }
     let gw = TestServer::start(cfg).await;
     World {
         gw,
@@ -626,8 +635,8 @@ fn stay_fixture(name: &str, referral_id: &str) -> Vec<u8> {
 /// fixtures in `fixtures/stays`), with no manual step: the epicrisis is delivered to and
 /// acknowledged by the GP on the day of discharge (the GP changed during the stay), the referrer
 /// and home nursing, each in its own format, and the stay's timeline is complete.
-async fn whole_stay(files: [&str; 3]) {
-    let w = world(600).await;
+async fn whole_stay(files: [&str; 3], pg: Option<&common::pg::PgDb>) {
+    let w = world_on(600, pg).await;
     let nin = "30014500282";
     let (body, referral_id) = referral("990020", nin);
     post_fhir(&w.gw.base, body).await;
@@ -687,20 +696,40 @@ async fn whole_stay(files: [&str; 3]) {
 
 #[tokio::test]
 async fn a_whole_stay_in_kith_plo_admission_discharge_and_epikrise() {
-    whole_stay([
-        "plo16-log-innlagt.xml",
-        "plo16-log-utskrevet.xml",
-        "epikrise12-ny.xml",
-    ])
+    whole_stay(
+        [
+            "plo16-log-innlagt.xml",
+            "plo16-log-utskrevet.xml",
+            "epikrise12-ny.xml",
+        ],
+        None,
+    )
     .await;
 }
 
 #[tokio::test]
 async fn a_whole_stay_in_fhir_encounter_events_and_a_discharge_document() {
-    whole_stay([
-        "fhir-encounter-innlagt.json",
-        "fhir-encounter-utskrevet.json",
-        "fhir-epikrise-message.json",
-    ])
+    whole_stay(
+        [
+            "fhir-encounter-innlagt.json",
+            "fhir-encounter-utskrevet.json",
+            "fhir-epikrise-message.json",
+        ],
+        None,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_whole_stay_with_the_store_in_postgresql() {
+    let db = common::pg::database().await;
+    whole_stay(
+        [
+            "plo16-log-innlagt.xml",
+            "plo16-log-utskrevet.xml",
+            "fhir-epikrise-message.json",
+        ],
+        Some(&db),
+    )
     .await;
 }
