@@ -625,6 +625,17 @@ fn rules_test(json: bool, compare: Option<&Path>, ruleset: &Path, cases: &[PathB
     }
 }
 
+/// A one-thread runtime for the commands that read the store.
+fn small_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("kadgate: {e}");
+            ExitCode::from(2)
+        })
+}
+
 /// `kadgate stays`: a patient's stays (or one stay), access-controlled and audited.
 fn stays(
     json: bool,
@@ -674,15 +685,9 @@ fn stays(
     let who = actor
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "unknown".into());
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match small_runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("kadgate: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let read = rt.block_on(async {
         let store = kadgate::server::open_store(&cfg).await?;
@@ -773,15 +778,9 @@ fn alerts(
     if let Some(d) = data_dir {
         cfg.server.data_dir = d;
     }
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match small_runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("kadgate: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let listed = rt.block_on(async {
         let store = kadgate::server::open_store(&cfg).await?;

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{client, TestServer};
+use common::{client, post_fhir, TestServer};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -370,22 +370,6 @@ fn vignette(name: &str, postcode: Option<&str>) -> Vec<u8> {
         }
     }
     serde_json::to_vec(&v).unwrap()
-}
-
-async fn post_fhir(base: &str, body: Vec<u8>) -> i64 {
-    let r = client()
-        .post(format!("{base}/fhir/$process-message"))
-        .header("content-type", "application/fhir+json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.headers()
-        .get("x-kadgate-message-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .expect("the answer names the stored message id")
 }
 
 fn rows(v: &Value) -> Vec<Value> {

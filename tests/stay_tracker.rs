@@ -55,6 +55,16 @@ struct Flaky {
 }
 
 impl Flaky {
+    /// The test directory (endpoints under `base`), with its GP register up or down.
+    fn over_file(base: &std::path::Path, down: bool) -> Arc<Flaky> {
+        Arc::new(Flaky {
+            inner: FileDirectory::parse(REGISTRY, "test registry")
+                .unwrap()
+                .with_base(base),
+            down: AtomicBool::new(down),
+        })
+    }
+
     fn check(&self) -> Result<(), RegistryError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(RegistryError::Unavailable {
@@ -160,12 +170,7 @@ fn rules() -> Arc<kadgate::check::Rules> {
 async fn a_register_that_is_down_delays_the_epicrisis_with_an_alert_and_never_loses_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
-    let directory = Arc::new(Flaky {
-        inner: FileDirectory::parse(REGISTRY, "test registry")
-            .unwrap()
-            .with_base(dir.path()),
-        down: AtomicBool::new(true),
-    });
+    let directory = Flaky::over_file(dir.path(), true);
     let clock = ManualClock::starting_now();
     let nin = "27094100211";
     let (raw, msg_id) = epicrisis(&Epi {
@@ -257,12 +262,7 @@ async fn a_register_that_is_down_delays_the_epicrisis_with_an_alert_and_never_lo
 async fn a_discharge_without_an_epicrisis_by_the_deadline_alerts_the_unit() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
-    let directory = Arc::new(Flaky {
-        inner: FileDirectory::parse(REGISTRY, "test registry")
-            .unwrap()
-            .with_base(dir.path()),
-        down: AtomicBool::new(false),
-    });
+    let directory = Flaky::over_file(dir.path(), false);
     let clock = ManualClock::starting_now();
     let nin = "30014500282";
     // The unit's discharge notice (fixtures/stays), discharged "now" on the simulated clock.

@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::stay_msgs::{epicrisis, Epi};
-use common::{client, TestServer};
+use common::{client, post_fhir, TestServer};
 use kadgate::model::ServiceType;
 use serde_json::Value;
 
@@ -289,22 +289,6 @@ fn referral(sender: &str, nin: &str) -> (Vec<u8>, String) {
         }
     }
     (serde_json::to_vec(&v).unwrap(), id)
-}
-
-async fn post_fhir(base: &str, body: Vec<u8>) -> i64 {
-    let r = client()
-        .post(format!("{base}/fhir/$process-message"))
-        .header("content-type", "application/fhir+json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.headers()
-        .get("x-kadgate-message-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .expect("the answer names the stored message id")
 }
 
 async fn post_kith(base: &str, body: Vec<u8>) -> reqwest::Response {

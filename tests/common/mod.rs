@@ -179,6 +179,23 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// POST a FHIR message to `$process-message`; it must be answered 200. The stored message's id.
+pub async fn post_fhir(base: &str, body: Vec<u8>) -> i64 {
+    let r = client()
+        .post(format!("{base}/fhir/$process-message"))
+        .header("content-type", "application/fhir+json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.headers()
+        .get("x-kadgate-message-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("the answer names the stored message id")
+}
+
 pub async fn post_xml(base: &str, body: Vec<u8>) -> reqwest::Response {
     client()
         .post(format!("{base}/kith"))
