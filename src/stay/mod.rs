@@ -529,6 +529,8 @@ impl Tracker {
             }
         };
         change.release_held_of = nin.clone();
+        // Any message of the stay may be the one that gives the patient's address.
+        self.municipality(&mut open, &msg).await?;
         let raw_fhir = crate::convert::looks_like_json(&raw).then_some(raw.as_slice());
         match &msg.body {
             Body::Epicrisis(e) => {
