@@ -717,3 +717,80 @@ async fn a_whole_stay_with_the_store_in_postgresql() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_resent_epicrisis_reaches_nobody_twice() {
+    let w = world(600).await;
+    let nin = "27094100211";
+    let (body, referral_id) = referral("990020", nin);
+    post_fhir(&w.gw.base, body).await;
+    let epi = || {
+        epicrisis(&Epi {
+            nin,
+            referral_id: Some(&referral_id),
+            doc_id: "EPI-RESENT",
+            service_type: ServiceType::New,
+            discharged: "2026-11-20",
+            copy_to_home_nursing: false,
+        })
+    };
+    assert_eq!(post_kith(&w.gw.base, epi().0).await.status(), 200);
+    w.settled(nin, 2, Duration::from_secs(30)).await;
+    // The same document again under a new MsgId (the unit missed our AppRec, say).
+    assert_eq!(post_kith(&w.gw.base, epi().0).await.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stay = loop {
+        let s = w.stays_of(nin).await.remove(0);
+        if s["timeline"].as_array().unwrap().len() == 3 {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "{s:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(epicrisis_rows(&stay).len(), 2, "{stay:#}");
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn an_epicrisis_from_elsewhere_than_a_kad_unit_opens_no_stay() {
+    // No grace: a message whose stay is unknown would open one at once.
+    let w = world(0).await;
+    // An epicrisis from a hospital to a GP office kadgate receives for: received, no stay.
+    let hospital = common::kith(
+        "epikrise/examples/sarepta-akseptansetest/Case-mottak-epikrise1_1/Epikrise1-1-case 1.xml",
+    );
+    let r = post_kith(&w.gw.base, std::fs::read(hospital).unwrap()).await;
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let outbox: Vec<Value> = client()
+        .get(format!("{}/api/outbox?limit=100", w.gw.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        outbox
+            .iter()
+            .filter(|r| r["purpose"].as_str().unwrap().starts_with("epicrisis"))
+            .count(),
+        0,
+        "{outbox:#?}"
+    );
+    let alerts: Vec<Value> = client()
+        .get(format!("{}/api/alerts", w.gw.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        alerts
+            .iter()
+            .all(|a| !a["kind"].as_str().unwrap().starts_with("stay.")),
+        "{alerts:#?}"
+    );
+    w.stop().await;
+}

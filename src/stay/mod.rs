@@ -472,7 +472,13 @@ impl Tracker {
                 return Ok(c);
             }
         };
-        let units = self.sender_units(&msg).await?;
+        let (units, from_unit) = self.sender_units(&msg).await?;
+        if !from_unit {
+            // Not a KAD unit's message (a hospital's epicrisis to a GP office kadgate receives
+            // for, say): received and answered, but no stay of ours.
+            tracing::debug!(work_id = w.id, "not from a KAD unit; no stay");
+            return Ok(self.change(w, now));
+        }
         let nin = patient_nin(&msg);
         let found = self.find_stay(&msg, &units, nin.as_deref()).await?;
         let mut change = self.change(w, now);
@@ -555,10 +561,11 @@ impl Tracker {
         Ok(change)
     }
 
-    /// The sender's organisation levels that are units (`HER:…`), most specific first.
-    async fn sender_units(&self, msg: &Message) -> Result<Vec<String>, RegistryError> {
+    /// The sender's organisation levels (`HER:…`), KAD units first, most specific first; and
+    /// whether any of them is a KAD unit.
+    async fn sender_units(&self, msg: &Message) -> Result<(Vec<String>, bool), RegistryError> {
         let Some(sender) = &msg.header.sender else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), false));
         };
         let mut units = Vec::new();
         let mut others = Vec::new();
@@ -571,8 +578,9 @@ impl Tracker {
                 }
             }
         }
+        let from_unit = !units.is_empty();
         units.extend(others);
-        Ok(units)
+        Ok((units, from_unit))
     }
 
     /// The stay a message belongs to: by the identifiers it names, else the patient's open stay
@@ -758,8 +766,22 @@ impl Tracker {
                 if kind == "change" {
                     list = self.earlier_recipients(&open.doc, &doc_id).await?;
                 }
+                let earlier: Vec<String> = if kind == "new" && original_known {
+                    // The same document again under a new MsgId (a resend): only recipients
+                    // that have not had it get it, so nobody gets it twice from us.
+                    entry.note = "the same document again: sent only to new recipients".into();
+                    self.earlier_recipients(&open.doc, &doc_id)
+                        .await?
+                        .iter()
+                        .map(Recipient::delivery_identity)
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 for r in self.recipients(stay_id, open, msg, e, change).await? {
-                    fanout::push_unique(&mut list, r);
+                    if !earlier.contains(&r.delivery_identity()) {
+                        fanout::push_unique(&mut list, r);
+                    }
                 }
                 list
             }
