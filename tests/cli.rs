@@ -398,12 +398,12 @@ async fn stays_needs_the_operator_token_reads_the_patient_from_stdin_and_is_audi
             cmd.env("KADGATE_OPERATOR_TOKEN", t);
         }
         let mut child = cmd.spawn().unwrap();
-        child
+        // Refused before it reads: then the pipe may be closed already.
+        let _ = child
             .stdin
             .take()
             .unwrap()
-            .write_all(format!("{nin}\n").as_bytes())
-            .unwrap();
+            .write_all(format!("{nin}\n").as_bytes());
         child.wait_with_output().unwrap()
     };
     for bad in [None, Some("wrong")] {
