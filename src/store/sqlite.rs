@@ -43,6 +43,14 @@ const MIGRATIONS: &[&str] = &[
 /// How long a connection waits for a lock held by another connection/process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// WAL pages after which the writer checkpoints on its own — a backstop only: the checkpointer
+/// thread keeps the WAL short without the writer stopping for it. (SQLite's default, 1,000 pages,
+/// is a few hundred referrals: the writer spent a good part of its time copying the WAL back.)
+const WRITER_AUTOCHECKPOINT_PAGES: i64 = 16_384;
+/// How often the checkpointer copies the WAL back into the database (PASSIVE: it never waits for
+/// the writer or readers, and never blocks them).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
 /// `list` limit when the filter says 0 (or less), and the largest limit honoured.
 pub const DEFAULT_LIST_LIMIT: i64 = 100;
 pub const MAX_LIST_LIMIT: i64 = 1000;
@@ -171,6 +179,8 @@ pub struct SqliteStore {
     /// `None` once closed: no new jobs are accepted.
     jobs: RwLock<Option<mpsc::Sender<Job>>>,
     writer: tokio::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Checkpoints the WAL in the background, so the writer does not stop to do it.
+    checkpointer: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<ReaderPool>,
     counters: Arc<Counters>,
 }
@@ -202,6 +212,16 @@ impl SqliteStore {
 
         let mut conn = open_writer(path)?;
         migrate(&mut conn)?;
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)
+            .map_err(|e| db_err("set wal_autocheckpoint", e))?;
+        let closed = Arc::new(AtomicBool::new(false));
+        let checkpointer = {
+            let conn = open_writer(path)?;
+            let closed = closed.clone();
+            std::thread::Builder::new()
+                .name("kadgate-store-checkpointer".into())
+                .spawn(move || checkpoint_loop(conn, &closed))?
+        };
 
         let mut conns = Vec::with_capacity(readers);
         for _ in 0..readers {
@@ -223,9 +243,10 @@ impl SqliteStore {
         tracing::info!(max_batch, readers, "sqlite store opened");
         Ok(SqliteStore {
             path: path.to_path_buf(),
-            closed: Arc::new(AtomicBool::new(false)),
+            closed,
             jobs: RwLock::new(Some(tx)),
             writer: tokio::sync::Mutex::new(Some(handle)),
+            checkpointer: Mutex::new(Some(checkpointer)),
             readers: pool,
             counters,
         })
@@ -332,6 +353,7 @@ impl Drop for SqliteStore {
                 tracing::error!("sqlite store writer thread panicked");
             }
         }
+        // The checkpointer sees `closed` within one period and ends on its own.
     }
 }
 
@@ -648,6 +670,10 @@ impl Store for SqliteStore {
                 ));
             }
             self.readers.clear();
+            let checkpointer = self.checkpointer.lock().ok().and_then(|mut c| c.take());
+            if let Some(c) = checkpointer {
+                let _ = tokio::task::spawn_blocking(move || c.join()).await;
+            }
             tracing::info!(commits = self.commit_count(), "sqlite store closed");
         }
         Ok(())
@@ -671,6 +697,16 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     }
     apply_common_pragmas(&conn)?;
     Ok(conn)
+}
+
+/// Copy the WAL back into the database every [`CHECKPOINT_EVERY`] until the store closes.
+fn checkpoint_loop(conn: Connection, closed: &AtomicBool) {
+    while !closed.load(Ordering::Acquire) {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(error = %e, "background wal checkpoint failed; the next one tries again");
+        }
+    }
 }
 
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
