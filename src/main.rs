@@ -625,15 +625,39 @@ fn rules_test(json: bool, compare: Option<&Path>, ruleset: &Path, cases: &[PathB
     }
 }
 
-/// A one-thread runtime for the commands that read the store.
-fn small_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_current_thread()
+/// The configuration of a command that reads the store (`--config`, `--data-dir`).
+fn store_config(config: Option<&Path>, data_dir: Option<PathBuf>) -> Result<Config, ExitCode> {
+    let mut cfg = load_config(config)?;
+    if let Some(d) = data_dir {
+        cfg.server.data_dir = d;
+    }
+    Ok(cfg)
+}
+
+/// Open the store the configuration names (SQLite file or PostgreSQL) on a one-thread runtime,
+/// run `read` on it, close it; on failure say "cannot read `what`" and exit 2.
+fn read_store<T, F, Fut>(cfg: &Config, what: &str, read: F) -> Result<T, ExitCode>
+where
+    F: FnOnce(std::sync::Arc<dyn kadgate::store::Store>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| {
             eprintln!("kadgate: {e}");
             ExitCode::from(2)
-        })
+        })?;
+    rt.block_on(async {
+        let store = kadgate::server::open_store(cfg).await?;
+        let value = read(store.clone()).await?;
+        store.close().await?;
+        anyhow::Ok(value)
+    })
+    .map_err(|e| {
+        eprintln!("kadgate: cannot read {what}: {e}");
+        ExitCode::from(2)
+    })
 }
 
 /// `kadgate stays`: a patient's stays (or one stay), access-controlled and audited.
@@ -644,13 +668,10 @@ fn stays(
     config: Option<PathBuf>,
     data_dir: Option<PathBuf>,
 ) -> ExitCode {
-    let mut cfg = match load_config(config.as_deref()) {
+    let cfg = match store_config(config.as_deref(), data_dir) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if let Some(d) = data_dir {
-        cfg.server.data_dir = d;
-    }
     let Some(want) = cfg.api.operator_token.clone() else {
         eprintln!(
             "kadgate: stays show patient data: set [api] operator_token in the configuration"
@@ -685,12 +706,7 @@ fn stays(
     let who = actor
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "unknown".into());
-    let rt = match small_runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    let read = rt.block_on(async {
-        let store = kadgate::server::open_store(&cfg).await?;
+    let views = match read_store(&cfg, "stays", |store| async move {
         let lookup = match (&nin, stay) {
             (Some(n), _) => kadgate::stay::view::Lookup::Patient(n),
             (None, Some(id)) => kadgate::stay::view::Lookup::Stay(id),
@@ -700,15 +716,10 @@ fn stays(
         let views =
             kadgate::stay::view::audited(store.as_ref(), &format!("cli:{who}"), lookup, &now)
                 .await?;
-        store.close().await?;
         anyhow::Ok(views)
-    });
-    let views = match read {
+    }) {
         Ok(v) => v,
-        Err(e) => {
-            eprintln!("kadgate: cannot read stays: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     for v in &views {
         if json {
@@ -771,29 +782,15 @@ fn alerts(
     config: Option<PathBuf>,
     data_dir: Option<PathBuf>,
 ) -> ExitCode {
-    let mut cfg = match load_config(config.as_deref()) {
+    let cfg = match store_config(config.as_deref(), data_dir) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if let Some(d) = data_dir {
-        cfg.server.data_dir = d;
-    }
-    let rt = match small_runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    let listed = rt.block_on(async {
-        let store = kadgate::server::open_store(&cfg).await?;
-        let alerts = store.alerts(!all, limit).await?;
-        store.close().await?;
-        anyhow::Ok(alerts)
-    });
-    let alerts = match listed {
+    let alerts = match read_store(&cfg, "alerts", |store| async move {
+        Ok(store.alerts(!all, limit).await?)
+    }) {
         Ok(a) => a,
-        Err(e) => {
-            eprintln!("kadgate: cannot read alerts: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     for a in &alerts {
         if json {
