@@ -63,6 +63,11 @@ fn not_found(what: &str, id: impl std::fmt::Display) -> Response {
     )
 }
 
+/// The request's JSON body, or a 400 saying why it cannot be read.
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
+    serde_json::from_slice(body).map_err(|e| Box::new(bad_request(format!("body: {e}"))))
+}
+
 fn bad_request(detail: impl Into<String>) -> Response {
     problem(
         StatusCode::BAD_REQUEST,
@@ -162,9 +167,9 @@ pub(super) async fn override_decision(
     if let Err(r) = authorise(&st, &headers) {
         return *r;
     }
-    let req: OverrideBody = match serde_json::from_slice(&body) {
+    let req: OverrideBody = match json_body(&body) {
         Ok(b) => b,
-        Err(e) => return bad_request(format!("body: {e}")),
+        Err(r) => return *r,
     };
     let kind = match req.decision.as_str() {
         "accepted" => DecisionKind::Accepted,
@@ -410,9 +415,9 @@ pub(super) async fn report_capacity(
     if let Err(r) = authorise(&st, &headers) {
         return *r;
     }
-    let req: CapacityBody = match serde_json::from_slice(&body) {
+    let req: CapacityBody = match json_body(&body) {
         Ok(b) => b,
-        Err(e) => return bad_request(format!("body: {e}")),
+        Err(r) => return *r,
     };
     if req.free_beds < 0 {
         return bad_request("free_beds must not be negative");
@@ -476,6 +481,7 @@ pub(super) async fn search_stays(
     if let Err(r) = authorise(&st, &headers) {
         return *r;
     }
+    // Not `json_body`: a parser error may quote the value, and the value is an identity number.
     let q: StaySearch = match serde_json::from_slice(&body) {
         Ok(q) => q,
         Err(_) => return bad_request("expected {\"patient\": \"<national identity number>\"}"),
