@@ -198,6 +198,19 @@ async fn world_on(link_grace_secs: u64, pg: Option<&common::pg::PgDb>) -> World 
 }
 
 impl World {
+    /// GET a gateway API path (with the operator token) as JSON.
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        client()
+            .get(format!("{}{path}", self.gw.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     async fn stop(self) {
         self.gw.stop().await;
         self.recipients.stop().await;
@@ -357,14 +370,7 @@ async fn a_legevakt_referral_and_the_units_epicrisis_reach_gp_referrer_and_home_
 
     // Every copy arrived exactly once at the recipient systems, and the unit's own message
     // was stored once at the gateway.
-    let outbox: Vec<Value> = client()
-        .get(format!("{}/api/outbox?limit=100", w.gw.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let outbox: Vec<Value> = w.get("/api/outbox?limit=100").await;
     for row in outbox.iter().filter(|r| r["purpose"] == "epicrisis") {
         let got = w.received(row["out_msg_id"].as_str().unwrap()).await;
         assert_eq!(got.len(), 1, "{row:#}");
@@ -377,15 +383,7 @@ async fn a_legevakt_referral_and_the_units_epicrisis_reach_gp_referrer_and_home_
     );
 
     // Reads are audited, and need the token.
-    let audit: Vec<Value> = client()
-        .get(format!("{}/api/audit", w.gw.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let audit: Vec<Value> = w.get("/api/audit").await;
     assert!(audit.iter().any(|a| a["action"] == "stays.search"
         && a["subject"] == format!("patient:{nin}")
         && a["actor"].as_str().unwrap().contains("ward nurse")));
@@ -406,15 +404,7 @@ async fn a_legevakt_referral_and_the_units_epicrisis_reach_gp_referrer_and_home_
     assert_eq!(r.status(), 400);
     assert!(!r.text().await.unwrap().contains("12345678901"));
     let id = stay["id"].as_i64().unwrap();
-    let one: Value = client()
-        .get(format!("{}/api/stays/{id}", w.gw.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one: Value = w.get(&format!("/api/stays/{id}")).await;
     assert_eq!(one["id"], id);
     w.stop().await;
 }
@@ -485,17 +475,8 @@ async fn out_of_order_messages_are_held_and_linked_and_corrections_reach_every_r
     tokio::time::sleep(Duration::from_millis(400)).await;
     // Nothing is sent while the stay's referral is missing: both wait.
     assert!(w.stays_of(nin).await.is_empty());
-    let counts: Value = client()
-        .get(format!("{}/api/outbox?purpose=epicrisis", w.gw.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(counts
-        .as_array()
-        .unwrap()
+    let outbox: Vec<Value> = w.get("/api/outbox?limit=100").await;
+    assert!(outbox
         .iter()
         .all(|r| !r["purpose"].as_str().unwrap().starts_with("epicrisis")));
 
@@ -567,14 +548,7 @@ async fn no_gp_in_the_register_sends_it_to_the_fallback_with_an_alert() {
     let fallback = by_role(&rows, "gp-fallback");
     assert_eq!(fallback["recipient_key"], "HER:990050");
     assert_eq!(fallback["state"], "acked");
-    let alerts: Vec<Value> = client()
-        .get(format!("{}/api/alerts", w.gw.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let alerts: Vec<Value> = w.get("/api/alerts").await;
     let a = alerts
         .iter()
         .find(|a| a["kind"] == "stay.gp-not-found")
@@ -762,14 +736,7 @@ async fn an_epicrisis_from_elsewhere_than_a_kad_unit_opens_no_stay() {
     let r = post_kith(&w.gw.base, std::fs::read(hospital).unwrap()).await;
     assert_eq!(r.status(), 200);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let outbox: Vec<Value> = client()
-        .get(format!("{}/api/outbox?limit=100", w.gw.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let outbox: Vec<Value> = w.get("/api/outbox?limit=100").await;
     assert_eq!(
         outbox
             .iter()
@@ -778,14 +745,7 @@ async fn an_epicrisis_from_elsewhere_than_a_kad_unit_opens_no_stay() {
         0,
         "{outbox:#?}"
     );
-    let alerts: Vec<Value> = client()
-        .get(format!("{}/api/alerts", w.gw.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let alerts: Vec<Value> = w.get("/api/alerts").await;
     assert!(
         alerts
             .iter()
