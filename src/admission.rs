@@ -661,7 +661,13 @@ pub fn format_name(f: Format) -> String {
 pub(crate) fn encode(msg: &Message, format: Format) -> Result<(Vec<u8>, &'static str), String> {
     match format {
         Format::FhirR4 => {
-            let v = crate::fhir::encode::encode(msg).map_err(|e| e.to_string())?;
+            // What is delivered is a message: an epicrisis travels as one whose focus is the
+            // document (`encode` alone gives the document).
+            let v = match &msg.body {
+                Body::Epicrisis(_) => crate::fhir::encode::encode_epicrisis_message(msg),
+                _ => crate::fhir::encode::encode(msg),
+            }
+            .map_err(|e| e.to_string())?;
             let bytes = serde_json::to_vec(&v).map_err(|e| e.to_string())?;
             Ok((bytes, "application/fhir+json"))
         }

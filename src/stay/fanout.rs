@@ -162,15 +162,7 @@ pub fn copy_for(c: &Copy<'_>, r: &Recipient) -> (NewOutbox, SentTo) {
             // Each recipient gets a copy of its own: a copy naming the others as receivers
             // would ask each of them to answer for the rest (and they get their own copies).
             out.header.copy_receivers.clear();
-            if format == Format::FhirR4 {
-                // A FHIR epicrisis travels as a message whose focus is the document.
-                crate::fhir::encode::encode_epicrisis_message(&out)
-                    .map_err(|e| e.to_string())
-                    .and_then(|v| serde_json::to_vec(&v).map_err(|e| e.to_string()))
-                    .map(|b| (b, "application/fhir+json"))
-            } else {
-                encode(&out, format)
-            }
+            encode(&out, format)
         }
     };
     match encoded {
