@@ -347,14 +347,19 @@ impl Worker {
         if resp.body.is_empty() {
             return None;
         }
-        let body = resp.body.clone();
-        let rules = self.rules.clone();
-        // Decoding is CPU work; keep it off the runtime threads.
-        let decoded =
+        // A receipt is small (an AppRec, a FHIR response: a few KB) and reads in tens of
+        // microseconds, less than handing it to a blocking thread and back costs; only a large
+        // answer is read off the runtime threads.
+        let decoded = if resp.body.len() <= INLINE_RECEIPT_BYTES {
+            crate::convert::read_message(&resp.body, &self.rules).ok()?
+        } else {
+            let body = resp.body.clone();
+            let rules = self.rules.clone();
             tokio::task::spawn_blocking(move || crate::convert::read_message(&body, &rules).ok())
                 .await
                 .ok()
-                .flatten()?;
+                .flatten()?
+        };
         let Body::Receipt(r) = decoded.0.body else {
             return None;
         };
@@ -367,6 +372,9 @@ impl Worker {
         })
     }
 }
+
+/// Answers up to this size are read for a receipt on the runtime thread itself.
+const INLINE_RECEIPT_BYTES: usize = 16 * 1024;
 
 fn attempt_label(a: &Attempt) -> &'static str {
     match a {
