@@ -6,6 +6,7 @@
 //! → review.
 //! What it must NOT do: I/O, panics, or reasons that quote the referral's text or identity.
 
+use aho_corasick::AhoCorasick;
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
@@ -90,7 +91,8 @@ impl Prefixes {
 pub(super) struct Compiled {
     codes: Prefixes,
     flags: Vec<String>,
-    phrases: Vec<String>,
+    /// Indices of this rule's key phrases in the rule set's phrase automaton.
+    phrases: Vec<usize>,
 }
 
 pub(super) fn norm_code(s: &str) -> String {
@@ -105,6 +107,18 @@ fn norm_all(v: &[String]) -> Vec<String> {
 }
 
 pub(super) fn compile(set: &mut RuleSet) {
+    // Every distinct key phrase of the set, lower-cased, searched for in one pass over the text.
+    let mut phrases: Vec<String> = Vec::new();
+    let mut index_of = |p: &String| -> usize {
+        let p = p.trim().to_lowercase();
+        match phrases.iter().position(|q| *q == p) {
+            Some(i) => i,
+            None => {
+                phrases.push(p);
+                phrases.len() - 1
+            }
+        }
+    };
     set.compiled = set
         .rules
         .iter()
@@ -114,9 +128,14 @@ pub(super) fn compile(set: &mut RuleSet) {
                 icpc2: norm_all(&r.icpc2),
             },
             flags: r.flags.iter().map(|f| f.trim().to_lowercase()).collect(),
-            phrases: r.phrases.iter().map(|f| f.trim().to_lowercase()).collect(),
+            phrases: r.phrases.iter().map(&mut index_of).collect(),
         })
         .collect();
+    // (The rule set check refuses phrases under three characters; building fails only on sizes
+    // far beyond any rule set, and then no phrase fires.)
+    set.phrases = (!phrases.is_empty())
+        .then(|| AhoCorasick::new(&phrases).ok())
+        .flatten();
     set.mental = Prefixes {
         icd10: norm_all(&set.pathways.mental_health_icd10),
         icpc2: norm_all(&set.pathways.mental_health_icpc2),
@@ -156,7 +175,8 @@ struct Facts {
     pathway: Pathway,
     news2: Option<u8>,
     flags: Vec<String>,
-    text: String,
+    /// Which of the rule set's key phrases occur in the free text at a word start.
+    phrases: Vec<bool>,
     has_plan: bool,
     identified: bool,
 }
@@ -246,20 +266,29 @@ fn facts(set: &RuleSet, msg: &Message, r: &Referral, today: NaiveDate) -> Facts 
         pathway,
         news2: news2::from_observations(&r.observations, scale),
         flags,
-        text,
+        phrases: phrases_in(set.phrases.as_ref(), &text),
         has_plan,
         identified,
     }
 }
 
-/// `phrase` in `text`, starting at a word start.
-fn has_phrase(text: &str, phrase: &str) -> bool {
-    text.match_indices(phrase).any(|(i, _)| {
-        text[..i]
+/// Which of the rule set's phrases occur in `text`, each starting at a word start: one pass over
+/// the text for all phrases (overlapping matches, so a phrase inside a longer one counts too).
+fn phrases_in(ac: Option<&AhoCorasick>, text: &str) -> Vec<bool> {
+    let Some(ac) = ac else {
+        return Vec::new();
+    };
+    let mut found = vec![false; ac.patterns_len()];
+    for m in ac.find_overlapping_iter(text) {
+        let at_word_start = text[..m.start()]
             .chars()
             .next_back()
-            .is_none_or(|c| !c.is_alphanumeric())
-    })
+            .is_none_or(|c| !c.is_alphanumeric());
+        if at_word_start {
+            found[m.pattern().as_usize()] = true;
+        }
+    }
+    found
 }
 
 /// Whether rule `i` holds, and on what evidence.
@@ -308,7 +337,7 @@ fn holds(set: &RuleSet, i: usize, f: &Facts) -> Option<Evidence> {
     }
     c.phrases
         .iter()
-        .any(|p| has_phrase(&f.text, p))
+        .any(|&p| f.phrases.get(p).copied().unwrap_or(false))
         .then_some(Evidence::Weak)
 }
 
@@ -397,12 +426,26 @@ pub fn decide(set: &RuleSet, msg: &Message, today: NaiveDate) -> Decision {
 mod tests {
     use super::*;
 
+    fn found(text: &str, phrases: &[&str]) -> Vec<bool> {
+        let ac = AhoCorasick::new(phrases).ok();
+        phrases_in(ac.as_ref(), text)
+    }
+
     #[test]
     fn phrases_match_from_a_word_start() {
-        assert!(has_phrase("pasienten er truende", "truende"));
-        assert!(has_phrase("trues. vold mot personal", "vold"));
-        assert!(!has_phrase("voldsom smerte", "vold mot"));
-        assert!(!has_phrase("ingen ukjent", "kjent"));
+        assert_eq!(found("pasienten er truende", &["truende"]), [true]);
+        assert_eq!(found("trues. vold mot personal", &["vold"]), [true]);
+        assert_eq!(found("voldsom smerte", &["vold mot"]), [false]);
+        assert_eq!(found("ingen ukjent", &["kjent"]), [false]);
+        // A later occurrence at a word start counts although an earlier one is inside a word.
+        assert_eq!(found("ukjent, men kjent", &["kjent"]), [true]);
+        // Overlapping phrases are each found.
+        assert_eq!(
+            found("vold mot personal", &["vold", "vold mot", "mot p"]),
+            [true, true, true]
+        );
+        assert_eq!(found("", &["vold"]), [false]);
+        assert!(phrases_in(None, "vold").is_empty());
     }
 
     #[test]

@@ -169,6 +169,9 @@ pub struct RuleSet {
     mental: eval::Prefixes,
     #[serde(skip)]
     scale2: Vec<String>,
+    /// Every key phrase of the set in one automaton (one pass over a referral's free text).
+    #[serde(skip)]
+    phrases: Option<aho_corasick::AhoCorasick>,
 }
 
 /// All problems of a rule set.
@@ -299,6 +302,7 @@ impl RuleSet {
             compiled: Vec::new(),
             mental: eval::Prefixes::default(),
             scale2: Vec::new(),
+            phrases: None,
         };
         eval::compile(&mut set);
         Ok(set)
