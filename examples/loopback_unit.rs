@@ -2,9 +2,9 @@
 //! message kadgate delivers — a FHIR message on `/fhir/$process-message`, a KITH message on
 //! `/kith` — and answers in the same exchange with a real receipt naming the message's id: a FHIR
 //! response message (`ok`, written by kadgate's encoder) or an AppRec (status OK). It shares the
-//! 2-core machine with kadgate, so it reads only what the receipt needs: for FHIR the JSON and
-//! its MessageHeader (a real unit system's full read happens on its own machine); KITH messages
-//! are decoded in full. Messages it cannot read are answered 400.
+//! 2-core machine with kadgate, so it reads only what the receipt needs: for FHIR the first
+//! entry's MessageHeader (a real unit system's full read happens on its own machine); KITH
+//! messages are decoded in full. Messages it cannot read are answered 400.
 //!
 //!   usage: cargo run --release --example loopback_unit -- 127.0.0.1:PORT
 
@@ -24,29 +24,53 @@ fn now() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// What the receipt needs from a FHIR message: the first entry's MessageHeader (serde skips
+/// every other field without building it).
+#[derive(serde::Deserialize)]
+struct MessageBundle {
+    entry: Vec<Entry>,
+}
+
+#[derive(serde::Deserialize)]
+struct Entry {
+    resource: Option<HeaderOnly>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HeaderOnly {
+    resource_type: String,
+    id: Option<String>,
+    event_coding: Option<EventCoding>,
+}
+
+#[derive(serde::Deserialize)]
+struct EventCoding {
+    code: Option<String>,
+}
+
+/// The response message for a FHIR message, or `None` when it is not one. The work is small
+/// (tens of microseconds), so it runs on the runtime thread.
+fn fhir_answer(body: &[u8]) -> Option<Vec<u8>> {
+    let bundle: MessageBundle = serde_json::from_slice(body).ok()?;
+    let mh = bundle.entry.into_iter().next()?.resource?;
+    if mh.resource_type != "MessageHeader" {
+        return None;
+    }
+    let mut header = kadgate::model::Header::new(Format::FhirR4, &mh.event_coding?.code?);
+    header.msg_id = Some(mh.id?);
+    let v = kadgate::fhir::encode::response_message(
+        &header,
+        kadgate::fhir::mapping::ResponseCode::Ok,
+        None,
+        &now(),
+        &uuid::Uuid::new_v4().to_string(),
+    );
+    serde_json::to_vec(&v).ok()
+}
+
 async fn fhir(body: Bytes) -> Response {
-    let answer = tokio::task::spawn_blocking(move || {
-        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
-        let mh = &v["entry"][0]["resource"];
-        if mh["resourceType"] != "MessageHeader" {
-            return None;
-        }
-        let event = mh["eventCoding"]["code"].as_str()?;
-        let mut header = kadgate::model::Header::new(Format::FhirR4, event);
-        header.msg_id = Some(mh["id"].as_str()?.to_owned());
-        let v = kadgate::fhir::encode::response_message(
-            &header,
-            kadgate::fhir::mapping::ResponseCode::Ok,
-            None,
-            &now(),
-            &uuid::Uuid::new_v4().to_string(),
-        );
-        serde_json::to_vec(&v).ok()
-    })
-    .await
-    .ok()
-    .flatten();
-    match answer {
+    match fhir_answer(&body) {
         Some(b) => ([(header::CONTENT_TYPE, "application/fhir+json")], b).into_response(),
         None => (StatusCode::BAD_REQUEST, "unreadable").into_response(),
     }
