@@ -4,9 +4,10 @@
 //! - One dedicated writer OS thread owns the only write connection. [`Store::ingest`] sends a job
 //!   over a bounded channel and awaits a oneshot reply. The writer blocks for the first job, drains
 //!   whatever else is queued (up to `max_batch`), runs the whole batch in one
-//!   `BEGIN IMMEDIATE … COMMIT` (each job inside its own `SAVEPOINT`, so a failing job rolls back
-//!   alone), commits — one fsync for the batch, `synchronous=FULL` — and only then replies to every
-//!   job. Deduplication is decided inside that transaction, so two jobs with the same `dedup_key`
+//!   `BEGIN IMMEDIATE … COMMIT`, commits — one fsync for the batch, `synchronous=FULL` — and only
+//!   then replies to every job. When a job fails, the batch is rolled back and run again with each
+//!   job in its own `SAVEPOINT`, so the failing job rolls back alone (savepoints for every batch
+//!   would copy each page a job touches to the sub-journal). Deduplication is decided inside that transaction, so two jobs with the same `dedup_key`
 //!   in one batch see each other.
 //! - A small pool of read connections (WAL allows readers concurrent with the writer), used from
 //!   `tokio::task::spawn_blocking`.
@@ -92,6 +93,8 @@ pub struct SqliteStats {
     pub commits: u64,
     /// Batches whose `BEGIN` or `COMMIT` failed (every job in them got an error).
     pub failed_batches: u64,
+    /// Batches run a second time, each job in its own savepoint, because a job failed.
+    pub replayed_batches: u64,
     /// Ingest jobs processed (stored, duplicate or failed).
     pub jobs: u64,
     /// Largest batch committed so far.
@@ -102,14 +105,20 @@ pub struct SqliteStats {
 struct Counters {
     commits: AtomicU64,
     failed_batches: AtomicU64,
+    replayed_batches: AtomicU64,
     jobs: AtomicU64,
     largest_batch: AtomicUsize,
 }
 
-/// One unit of work for the writer thread: runs inside the batch transaction (in its own
-/// savepoint), and is answered only after the batch committed.
+/// One unit of work for the writer thread: runs inside the batch transaction, and is answered
+/// only after the batch committed. A job can be run again (its work is `Fn` of the connection):
+/// when one job of a batch fails, the batch is rolled back and run once more with every job in a
+/// savepoint of its own, so the failing job rolls back alone.
 trait WriteJob: Send {
-    fn run(&mut self, conn: &Connection);
+    /// Run as part of the batch; `false` when the job failed (its writes must be undone).
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Run inside a savepoint of its own: a failure rolls back this job's writes only.
+    fn run_alone(&mut self, conn: &Connection);
     /// The batch did not commit: every job in it fails with this message.
     fn fail(&mut self, message: &str);
     fn answer(self: Box<Self>);
@@ -120,7 +129,7 @@ type Job = Box<dyn WriteJob>;
 /// A write returning `T` to an awaiting caller.
 struct Typed<T, F> {
     context: &'static str,
-    work: Option<F>,
+    work: F,
     result: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
@@ -128,13 +137,17 @@ struct Typed<T, F> {
 impl<T, F> WriteJob for Typed<T, F>
 where
     T: Send,
-    F: FnOnce(&Connection) -> rusqlite::Result<T> + Send,
+    F: Fn(&Connection) -> rusqlite::Result<T> + Send,
 {
-    fn run(&mut self, conn: &Connection) {
-        let Some(work) = self.work.take() else {
-            return;
-        };
-        self.result = Some(in_savepoint(conn, self.context, work));
+    fn run(&mut self, conn: &Connection) -> bool {
+        let result = (self.work)(conn).map_err(|e| db_err(self.context, e));
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn run_alone(&mut self, conn: &Connection) {
+        self.result = Some(in_savepoint(conn, self.context, &self.work));
     }
 
     fn fail(&mut self, message: &str) {
@@ -271,6 +284,7 @@ impl SqliteStore {
         SqliteStats {
             commits: self.counters.commits.load(Ordering::Relaxed),
             failed_batches: self.counters.failed_batches.load(Ordering::Relaxed),
+            replayed_batches: self.counters.replayed_batches.load(Ordering::Relaxed),
             jobs: self.counters.jobs.load(Ordering::Relaxed),
             largest_batch: self.counters.largest_batch.load(Ordering::Relaxed),
         }
@@ -321,7 +335,7 @@ impl SqliteStore {
     pub(crate) async fn write<T, F>(&self, context: &'static str, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        F: Fn(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         self.check_open()?;
         let sender = {
@@ -331,7 +345,7 @@ impl SqliteStore {
         let (reply, rx) = oneshot::channel();
         let job: Job = Box::new(Typed {
             context,
-            work: Some(f),
+            work: f,
             result: None,
             reply,
         });
@@ -851,16 +865,30 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<Job>, counters: &Counters) {
     counters.jobs.fetch_add(size as u64, Ordering::Relaxed);
     counters.largest_batch.fetch_max(size, Ordering::Relaxed);
 
-    let committed = match conn.execute_batch("BEGIN IMMEDIATE") {
-        Err(e) => Err(db_err("begin write transaction", e)),
-        Ok(()) => {
-            for job in batch.iter_mut() {
-                job.run(conn);
-            }
-            conn.execute_batch("COMMIT")
-                .map_err(|e| db_err("commit", e))
-        }
+    // Savepoints cost: every page a job touches first is copied to the sub-journal. Jobs rarely
+    // fail, so the batch runs without them, and only a batch in which a job failed is run again
+    // with one savepoint per job.
+    let begin = |conn: &Connection| {
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| db_err("begin write transaction", e))
     };
+    let commit = |conn: &Connection| {
+        conn.execute_batch("COMMIT")
+            .map_err(|e| db_err("commit", e))
+    };
+    let committed = begin(conn).and_then(|()| {
+        if batch.iter_mut().all(|job| job.run(conn)) {
+            return commit(conn);
+        }
+        conn.execute_batch("ROLLBACK")
+            .map_err(|e| db_err("roll back a batch with a failed job", e))?;
+        counters.replayed_batches.fetch_add(1, Ordering::Relaxed);
+        begin(conn)?;
+        for job in batch.iter_mut() {
+            job.run_alone(conn);
+        }
+        commit(conn)
+    });
 
     match committed {
         Ok(()) => {
@@ -1030,4 +1058,74 @@ fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageSummary> {
         receipt_count: r.get(10)?,
         duplicate_count: r.get(11)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job that fails in a batch rolls back alone: the batch is run again with a savepoint per
+    /// job, and every other job's writes commit — each exactly once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_job_rolls_back_alone() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir()?;
+        let store = Arc::new(SqliteStore::open(
+            &dir.path().join("kadgate.sqlite"),
+            SqliteOptions::default(),
+        )?);
+        store
+            .write("create", |c| {
+                c.execute_batch("CREATE TABLE IF NOT EXISTS t (x INTEGER PRIMARY KEY)")
+            })
+            .await?;
+        // Hold the writer so that every job below lands in one batch.
+        let hold = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .write("hold", |_| {
+                        std::thread::sleep(Duration::from_millis(300));
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let jobs: Vec<_> = (0..20i64)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .write("job", move |c| {
+                            c.execute("INSERT INTO t (x) VALUES (?1)", [i])?;
+                            if i % 5 == 3 {
+                                // Fails after a write of its own, which must not survive.
+                                c.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+                            }
+                            Ok(i)
+                        })
+                        .await
+                })
+            })
+            .collect();
+        hold.await
+            .map_err(|e| StoreError::Database(e.to_string()))??;
+        for (i, job) in (0..20i64).zip(jobs) {
+            let result = job.await.map_err(|e| StoreError::Database(e.to_string()))?;
+            assert_eq!(result.is_err(), i % 5 == 3, "job {i}: {result:?}");
+        }
+        let rows: Vec<i64> = store
+            .write("read", |c| {
+                let mut s = c.prepare("SELECT x FROM t ORDER BY x")?;
+                let rows = s.query_map([], |r| r.get(0))?;
+                rows.collect()
+            })
+            .await?;
+        let expected: Vec<i64> = (0..20).filter(|i| i % 5 != 3).collect();
+        assert_eq!(rows, expected);
+        let stats = store.stats();
+        assert!(stats.replayed_batches >= 1, "{stats:?}");
+        assert_eq!(stats.failed_batches, 0);
+        Ok(())
+    }
 }
