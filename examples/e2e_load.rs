@@ -150,6 +150,9 @@ async fn main() -> anyhow::Result<()> {
         "SELECT m.msg_id, o.purpose, o.state, o.acked_ms FROM outbox o JOIN messages m ON m.id = o.message_id",
     )?;
     let mut e2e = Vec::new();
+    // End-to-end latencies by the 5-second window the referral was sent in.
+    let first_sent = sent.values().copied().min().unwrap_or(0);
+    let mut windows: Vec<Vec<i64>> = Vec::new();
     let mut reply = Vec::new();
     let mut states: HashMap<(String, String), u64> = HashMap::new();
     let rows = stmt.query_map([], |r| {
@@ -168,7 +171,14 @@ async fn main() -> anyhow::Result<()> {
         };
         let Some(t0) = sent.get(&id) else { continue };
         match purpose.as_str() {
-            "referral" => e2e.push(acked - t0),
+            "referral" => {
+                e2e.push(acked - t0);
+                let window = usize::try_from((t0 - first_sent) / 5_000).unwrap_or(0);
+                if windows.len() <= window {
+                    windows.resize_with(window + 1, Vec::new);
+                }
+                windows[window].push(acked - t0);
+            }
             "business-reply" => reply.push(acked - t0),
             _ => {}
         }
@@ -183,6 +193,17 @@ async fn main() -> anyhow::Result<()> {
     report(
         "business reply: referral sent → reply acknowledged by the referrer",
         reply,
+    );
+    let by_window: Vec<String> = windows
+        .into_iter()
+        .map(|mut w| {
+            w.sort_unstable();
+            format!("{}/{}", percentile(&w, 0.5), percentile(&w, 0.99))
+        })
+        .collect();
+    println!(
+        "end to end p50/p99 ms by 5 s window: {}",
+        by_window.join(" ")
     );
     Ok(())
 }

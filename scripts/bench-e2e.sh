@@ -58,6 +58,7 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 ./target/release/examples/e2e_load "http://127.0.0.1:$GW_PORT" "$RATE" "$DURATION" "$WORK/data/kadgate.sqlite" "$MESSAGE"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "kadgate peak RSS: $(grep VmHWM /proc/$PID/status)"
+echo "store: $(du -h "$WORK/data/kadgate.sqlite" | cut -f1) database, $(du -h "$WORK/data/kadgate.sqlite-wal" | cut -f1) WAL"
 cpu() { awk '{printf "%.1f s", ($14 + $15) / '"$(getconf CLK_TCK)"'}' "/proc/$1/stat"; }
 echo "CPU used: kadgate $(cpu $PID), loopback unit system $(cpu $UNIT_PID)"
 kill -TERM $PID

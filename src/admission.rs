@@ -90,6 +90,9 @@ pub struct Admission {
     policy: RoutingPolicy,
     config: AdmissionConfig,
     snapshot: Mutex<Snapshot>,
+    /// Held while the snapshot is read again, so that the referrals arriving meanwhile wait for
+    /// that one read instead of each counting the beds themselves.
+    refreshing: tokio::sync::Mutex<()>,
     /// Open a stay for every referral planned (`[stays] enabled`).
     stays: bool,
 }
@@ -124,6 +127,7 @@ impl Admission {
             policy,
             config,
             snapshot: Mutex::new(Snapshot::default()),
+            refreshing: tokio::sync::Mutex::new(()),
             stays: false,
         }
     }
@@ -151,12 +155,16 @@ impl Admission {
     }
 
     async fn refresh_snapshot(&self, store: &dyn Store) -> Result<(), StoreError> {
-        let fresh = {
+        let fresh = || {
             let s = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
             s.taken.is_some_and(|t| t.elapsed() < CAPACITY_SNAPSHOT)
         };
-        if fresh {
+        if fresh() {
             return Ok(());
+        }
+        let _one_reader = self.refreshing.lock().await;
+        if fresh() {
+            return Ok(()); // read by the referral we waited for
         }
         let held: HashMap<String, i64> = store.beds_held().await?.into_iter().collect();
         let valid_ms = (self.config.capacity_report_valid_secs as i64).saturating_mul(1000);
@@ -421,7 +429,7 @@ impl Admission {
         now_ms: i64,
     ) -> NewOutbox {
         let key = unit_key(&unit.party.her_id);
-        let out_msg_id = uuid::Uuid::new_v4().to_string();
+        let out_msg_id = crate::store::new_out_msg_id();
         let mut row = outbox_row(
             "referral",
             &unit.party,
@@ -508,7 +516,7 @@ impl Admission {
             .map(Party::organisation)
             .or_else(|| msg.header.receiver.clone())
             .unwrap_or_default();
-        let out_msg_id = uuid::Uuid::new_v4().to_string();
+        let out_msg_id = crate::store::new_out_msg_id();
         let recipient = referrer.cloned().unwrap_or_else(|| unknown_party(to));
         let mut row = outbox_row(
             purpose,

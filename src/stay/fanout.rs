@@ -114,7 +114,7 @@ pub struct Copy<'a> {
 
 /// The outbox row carrying the epicrisis to one recipient, and the record of it for the stay.
 pub fn copy_for(c: &Copy<'_>, r: &Recipient) -> (NewOutbox, SentTo) {
-    let out_msg_id = uuid::Uuid::new_v4().to_string();
+    let out_msg_id = crate::store::new_out_msg_id();
     let mut row = outbox_row(
         c.purpose,
         &r.party,

@@ -21,9 +21,9 @@ mod sqlite_stays;
 pub mod stays;
 
 pub use queue::{
-    Ack, Attempt, CapacityReport, DecisionSource, Effects, NewAck, NewAlert, NewDecision,
-    NewOutbox, NewRoute, OutboxFilter, OutboxRow, OutboxState, StoredAlert, StoredDecision,
-    StoredRoute,
+    new_out_msg_id, Ack, Attempt, CapacityReport, DecisionSource, Effects, NewAck, NewAlert,
+    NewDecision, NewOutbox, NewRoute, OutboxFilter, OutboxRow, OutboxState, StoredAlert,
+    StoredDecision, StoredRoute,
 };
 pub use stays::{
     AuditEntry, NewAudit, NewStay, NewStayWork, StayApplied, StayChange, StayRecord, StayWork,
