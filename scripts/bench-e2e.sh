@@ -55,7 +55,8 @@ trap 'kill $PID $UNIT_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$GW_PORT/readyz" >/dev/null && break; sleep 0.1; done
 echo "kadgate pid $PID, unit system pid $UNIT_PID, $RATE referrals/s for ${DURATION}s, message $MESSAGE ($(wc -c < "$MESSAGE") bytes)"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-./target/release/examples/e2e_load "http://127.0.0.1:$GW_PORT" "$RATE" "$DURATION" "$WORK/data/kadgate.sqlite" "$MESSAGE"
+TIMEFORMAT="CPU used: load generator %U s user + %S s system"
+time ./target/release/examples/e2e_load "http://127.0.0.1:$GW_PORT" "$RATE" "$DURATION" "$WORK/data/kadgate.sqlite" "$MESSAGE"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "kadgate peak RSS: $(grep VmHWM /proc/$PID/status)"
 echo "store: $(du -h "$WORK/data/kadgate.sqlite" | cut -f1) database, $(du -h "$WORK/data/kadgate.sqlite-wal" | cut -f1) WAL"

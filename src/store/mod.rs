@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 pub mod postgres;
 pub mod queue;
 pub mod sqlite;
+mod sqlite_blob;
 mod sqlite_queue;
 mod sqlite_stays;
 pub mod stays;

@@ -24,6 +24,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use super::sqlite_blob as blob;
 use super::sqlite_queue as q;
 use super::sqlite_stays as st;
 use super::stays::{AuditEntry, NewAudit, StayApplied, StayChange, StayRecord, StayWork};
@@ -39,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0002_content_hash.sql"),
     include_str!("migrations/sqlite/0003_outbox.sql"),
     include_str!("migrations/sqlite/0004_stays.sql"),
+    include_str!("migrations/sqlite/0005_blob_codec.sql"),
 ];
 
 /// How long a connection waits for a lock held by another connection/process.
@@ -365,6 +367,11 @@ impl Drop for SqliteStore {
     /// which needs no async runtime.
     fn drop(&mut self) {
         self.closed.store(true, Ordering::Release);
+        let checkpointer = self.checkpointer.get_mut().ok().and_then(Option::take);
+        if let Some(c) = checkpointer {
+            c.thread().unpark();
+            let _ = c.join();
+        }
         if let Ok(jobs) = self.jobs.get_mut() {
             jobs.take();
         }
@@ -374,7 +381,6 @@ impl Drop for SqliteStore {
                 tracing::error!("sqlite store writer thread panicked");
             }
         }
-        // The checkpointer sees `closed` within one period and ends on its own.
     }
 }
 
@@ -432,13 +438,13 @@ impl Store for SqliteStore {
             let tx = conn.transaction()?;
             let row = tx
                 .prepare_cached(&format!(
-                    "{SUMMARY_SELECT}, m.raw, m.header_json, m.body_json, m.findings_json, m.reply_json \
-                     FROM messages m WHERE m.id = ?1"
+                    "{SUMMARY_SELECT}, m.raw, m.header_json, m.body_json, m.findings_json, m.reply_json, \
+                     m.raw_codec FROM messages m WHERE m.id = ?1"
                 ))?
                 .query_row(params![id], |r| {
                     Ok((
                         summary_from_row(r)?,
-                        r.get::<_, Vec<u8>>(12)?,
+                        blob::unpack(r.get(12)?, r.get(17)?, 12)?,
                         r.get::<_, Option<String>>(13)?,
                         r.get::<_, Option<String>>(14)?,
                         r.get::<_, String>(15)?,
@@ -678,6 +684,12 @@ impl Store for SqliteStore {
     /// writer. Idempotent: a second `close` returns `Ok` once the first has finished.
     async fn close(&self) -> Result<(), StoreError> {
         self.closed.store(true, Ordering::Release);
+        // The checkpointer first, so that the writer's closing checkpoint is not blocked by it.
+        let checkpointer = self.checkpointer.lock().ok().and_then(|mut c| c.take());
+        if let Some(c) = checkpointer {
+            c.thread().unpark();
+            let _ = tokio::task::spawn_blocking(move || c.join()).await;
+        }
         self.jobs.write().map_err(|_| StoreError::Closed)?.take();
         self.readers.permits.close();
         let mut writer = self.writer.lock().await;
@@ -691,10 +703,6 @@ impl Store for SqliteStore {
                 ));
             }
             self.readers.clear();
-            let checkpointer = self.checkpointer.lock().ok().and_then(|mut c| c.take());
-            if let Some(c) = checkpointer {
-                let _ = tokio::task::spawn_blocking(move || c.join()).await;
-            }
             tracing::info!(commits = self.commit_count(), "sqlite store closed");
         }
         Ok(())
@@ -724,10 +732,14 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// Copy the WAL back into the database every [`CHECKPOINT_EVERY`] until the store closes.
+/// Copy the WAL back into the database every [`CHECKPOINT_EVERY`] until the store closes (closing
+/// unparks the thread, so it ends at once and the writer's last checkpoint runs alone).
 fn checkpoint_loop(conn: Connection, closed: &AtomicBool) {
-    while !closed.load(Ordering::Acquire) {
-        std::thread::sleep(CHECKPOINT_EVERY);
+    loop {
+        std::thread::park_timeout(CHECKPOINT_EVERY);
+        if closed.load(Ordering::Acquire) {
+            break;
+        }
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::debug!(error = %e, "background wal checkpoint failed; the next one tries again");
         }
@@ -950,12 +962,13 @@ fn ingest_one(
             });
         }
     }
+    let raw = blob::pack(&msg.raw);
     let id: i64 = conn
         .prepare_cached(
             "INSERT INTO messages (received_at, channel, direction, format, msg_type, msg_id, sender_key, \
              dedup_key, status, raw, header_json, body_json, findings_json, correlates_to, reply_json, \
-             duplicate_count, content_sha256) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0, ?16) RETURNING id",
+             duplicate_count, content_sha256, raw_codec) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0, ?16, ?17) RETURNING id",
         )?
         .query_row(
             params![
@@ -968,13 +981,14 @@ fn ingest_one(
                 msg.sender_key,
                 msg.dedup_key,
                 msg.status,
-                msg.raw,
+                raw.bytes,
                 msg.header_json,
                 msg.body_json,
                 msg.findings_json,
                 msg.correlates_to,
                 msg.reply_json,
                 sha256,
+                raw.codec,
             ],
             |r| r.get(0),
         )?;

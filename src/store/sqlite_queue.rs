@@ -10,6 +10,7 @@ use super::queue::{
     NewRoute, OutboxFilter, OutboxRow, OutboxState, StoredAlert, StoredDecision, StoredRoute,
 };
 use super::sqlite::list_limit;
+use super::sqlite_blob as blob;
 
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
@@ -141,8 +142,9 @@ pub(super) fn insert_outbox(
             ],
             |r| r.get(0),
         )?;
-    conn.prepare_cached("INSERT INTO outbox_bodies (outbox_id, body) VALUES (?1, ?2)")?
-        .execute(params![id, o.body])?;
+    let body = blob::pack(&o.body);
+    conn.prepare_cached("INSERT INTO outbox_bodies (outbox_id, body, codec) VALUES (?1, ?2, ?3)")?
+        .execute(params![id, body.bytes, body.codec])?;
     if let Some(reason) = &o.dead_reason {
         let subject = AlertSubject {
             outbox_id: id,
@@ -249,7 +251,7 @@ const OUTBOX_COLS: &str = "SELECT o.id, o.message_id, o.purpose, o.recipient_key
     o.recipient_name, o.order_key, o.destination, o.endpoint_json, o.format, o.content_type, b.body, \
     o.out_msg_id, o.state, o.attempts, o.created_at, o.created_ms, o.next_attempt_ms, o.last_error, \
     o.sent_ms, o.ack_deadline_ms, o.acked_ms, o.ack_status, o.ack_codes_json, o.ack_message_id, \
-    o.dead_reason, o.ack_within_ms";
+    o.dead_reason, o.ack_within_ms, b.codec";
 const OUTBOX_FROM: &str = "outbox o JOIN outbox_bodies b ON b.outbox_id = o.id";
 
 fn outbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
@@ -272,7 +274,7 @@ fn outbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
         endpoint_json: r.get(7)?,
         format: r.get(8)?,
         content_type: r.get(9)?,
-        body: r.get(10)?,
+        body: blob::unpack(r.get(10)?, r.get(26)?, 10)?,
         out_msg_id: r.get(11)?,
         state,
         attempts: r.get(13)?,

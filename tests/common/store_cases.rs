@@ -57,6 +57,7 @@ macro_rules! all_store_cases {
     ($backend:path) => {
         $crate::store_cases!($backend;
             ingest_get_round_trip,
+            large_blobs_round_trip,
             list_counts_and_find_sent,
             duplicate_returns_first_copy,
             concurrent_duplicates,
@@ -281,6 +282,60 @@ pub async fn ingest_get_round_trip(backend: &dyn Backend) {
     assert_eq!(got.reply_json, bare.reply_json);
 
     assert!(store.get(999_999).await.unwrap().is_none());
+    store.close().await.unwrap();
+}
+
+/// Messages and outbox bodies of real size come back byte for byte, whatever the store does to
+/// keep them (the SQLite store compresses what compresses, PostgreSQL's TOAST likewise): a
+/// 10 KB FHIR referral, a body that does not compress, and one just under and over the size from
+/// which a store may compress.
+pub async fn large_blobs_round_trip(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let referral_json = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/load/fhir-referral-10k.json"
+    ))
+    .unwrap();
+    let mut rng = fastrand::Rng::with_seed(11);
+    let noise: Vec<u8> = (0..20_000).map(|_| rng.u8(..)).collect();
+    let bodies = [
+        referral_json.clone(),
+        noise.clone(),
+        vec![b'a'; 511],
+        vec![b'a'; 513],
+    ];
+    let effects = Effects {
+        outbox: bodies
+            .iter()
+            .enumerate()
+            .map(|(i, body)| NewOutbox {
+                body: body.clone(),
+                ..outbox(
+                    "referral",
+                    &format!("HER:{i}"),
+                    &format!("k{i}"),
+                    &format!("big-{i}"),
+                )
+            })
+            .collect(),
+        ..Effects::default()
+    };
+    let mut msg = referral("big", effects);
+    msg.raw = referral_json.clone();
+    let id = store_new(&*store, msg).await;
+    assert_eq!(store.get(id).await.unwrap().unwrap().raw, referral_json);
+    let mut noisy = message(Some("noise"));
+    noisy.raw = noise;
+    let noisy_id = store_new(&*store, noisy.clone()).await;
+    assert_eq!(store.get(noisy_id).await.unwrap().unwrap().raw, noisy.raw);
+
+    let mut leased = store.lease_outbox("w", 2_000, 60_000, 10).await.unwrap();
+    leased.sort_by(|a, b| a.out_msg_id.cmp(&b.out_msg_id));
+    assert_eq!(leased.len(), bodies.len());
+    for (i, row) in leased.iter().enumerate() {
+        assert_eq!(row.out_msg_id, format!("big-{i}"));
+        assert_eq!(row.body, bodies[i], "body {i} as given");
+    }
     store.close().await.unwrap();
 }
 
