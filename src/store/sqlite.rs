@@ -46,13 +46,10 @@ const MIGRATIONS: &[&str] = &[
 /// How long a connection waits for a lock held by another connection/process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// WAL pages after which the writer checkpoints on its own — a backstop only: the checkpointer
-/// thread keeps the WAL short without the writer stopping for it. (SQLite's default, 1,000 pages,
-/// is a few hundred referrals: the writer spent a good part of its time copying the WAL back.)
-const WRITER_AUTOCHECKPOINT_PAGES: i64 = 16_384;
-/// How often the checkpointer copies the WAL back into the database (PASSIVE: it never waits for
-/// the writer or readers, and never blocks them).
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+// WAL checkpoints: the writer's own, SQLite's default (every 1,000 pages, in the commit that
+// passes them). A checkpointer thread of its own (PASSIVE every 250 ms) was tried and removed: its
+// fsyncs of the database file stalled the writer's fsyncs of the WAL, and the 99th percentile of
+// ingest latency went from 27 ms to 80–90 ms (BENCHMARKS.md).
 
 /// Page cache of the write connection, in KiB (as `PRAGMA cache_size` takes it: negative).
 const WRITER_CACHE_KIB: i64 = -32_768;
@@ -201,8 +198,6 @@ pub struct SqliteStore {
     /// `None` once closed: no new jobs are accepted.
     jobs: RwLock<Option<mpsc::Sender<Job>>>,
     writer: tokio::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// Checkpoints the WAL in the background, so the writer does not stop to do it.
-    checkpointer: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<ReaderPool>,
     counters: Arc<Counters>,
 }
@@ -234,16 +229,7 @@ impl SqliteStore {
 
         let mut conn = open_writer(path)?;
         migrate(&mut conn)?;
-        conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)
-            .map_err(|e| db_err("set wal_autocheckpoint", e))?;
         let closed = Arc::new(AtomicBool::new(false));
-        let checkpointer = {
-            let conn = open_writer(path)?;
-            let closed = closed.clone();
-            std::thread::Builder::new()
-                .name("kadgate-store-checkpointer".into())
-                .spawn(move || checkpoint_loop(conn, &closed))?
-        };
 
         let mut conns = Vec::with_capacity(readers);
         for _ in 0..readers {
@@ -268,7 +254,6 @@ impl SqliteStore {
             closed,
             jobs: RwLock::new(Some(tx)),
             writer: tokio::sync::Mutex::new(Some(handle)),
-            checkpointer: Mutex::new(Some(checkpointer)),
             readers: pool,
             counters,
         })
@@ -367,11 +352,6 @@ impl Drop for SqliteStore {
     /// which needs no async runtime.
     fn drop(&mut self) {
         self.closed.store(true, Ordering::Release);
-        let checkpointer = self.checkpointer.get_mut().ok().and_then(Option::take);
-        if let Some(c) = checkpointer {
-            c.thread().unpark();
-            let _ = c.join();
-        }
         if let Ok(jobs) = self.jobs.get_mut() {
             jobs.take();
         }
@@ -684,12 +664,6 @@ impl Store for SqliteStore {
     /// writer. Idempotent: a second `close` returns `Ok` once the first has finished.
     async fn close(&self) -> Result<(), StoreError> {
         self.closed.store(true, Ordering::Release);
-        // The checkpointer first, so that the writer's closing checkpoint is not blocked by it.
-        let checkpointer = self.checkpointer.lock().ok().and_then(|mut c| c.take());
-        if let Some(c) = checkpointer {
-            c.thread().unpark();
-            let _ = tokio::task::spawn_blocking(move || c.join()).await;
-        }
         self.jobs.write().map_err(|_| StoreError::Closed)?.take();
         self.readers.permits.close();
         let mut writer = self.writer.lock().await;
@@ -730,20 +704,6 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)
         .map_err(|e| db_err("set cache_size", e))?;
     Ok(conn)
-}
-
-/// Copy the WAL back into the database every [`CHECKPOINT_EVERY`] until the store closes (closing
-/// unparks the thread, so it ends at once and the writer's last checkpoint runs alone).
-fn checkpoint_loop(conn: Connection, closed: &AtomicBool) {
-    loop {
-        std::thread::park_timeout(CHECKPOINT_EVERY);
-        if closed.load(Ordering::Acquire) {
-            break;
-        }
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::debug!(error = %e, "background wal checkpoint failed; the next one tries again");
-        }
-    }
 }
 
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
