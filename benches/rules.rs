@@ -1,6 +1,7 @@
 //! Time of one admission decision (`kadgate::rules::decide`) on an already decoded referral, with
 //! the national default rule set: a referral with vital signs (NEWS2 computed) and free text, and
-//! one that ends in an exclusion.
+//! one that ends in an exclusion; and the ~10 KB referral of the end-to-end benchmark, whose long
+//! free text is what the key-phrase search spends its time on.
 //!
 //! Run: `cargo bench --bench rules`.
 
@@ -18,7 +19,10 @@ fn fixture(rel: &str) -> PathBuf {
 }
 
 fn referral(name: &str) -> Message {
-    let path = fixture(&format!("fixtures/rules/vignettes/{name}.json"));
+    let path = match name {
+        "load-10k" => fixture("fixtures/load/fhir-referral-10k.json"),
+        _ => fixture(&format!("fixtures/rules/vignettes/{name}.json")),
+    };
     let bytes = std::fs::read(&path).expect("vignette readable");
     let rules = Rules::from_config(&Config::demo());
     kadgate::convert::read_message(&bytes, &rules)
@@ -31,7 +35,12 @@ fn bench(c: &mut Criterion) {
         .unwrap_or_else(|e| panic!("{e}"));
     let today = NaiveDate::from_ymd_opt(2026, 3, 2).expect("a date");
     let mut g = c.benchmark_group("rules/decide");
-    for name in ["rev-news2-5", "weak-threats", "mh-excl-violence-flag"] {
+    for name in [
+        "rev-news2-5",
+        "weak-threats",
+        "mh-excl-violence-flag",
+        "load-10k",
+    ] {
         let msg = referral(name);
         g.bench_function(name, |b| {
             b.iter(|| decide(&set, std::hint::black_box(&msg), today))

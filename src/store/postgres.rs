@@ -70,6 +70,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0002_content_hash.sql"),
     include_str!("migrations/postgres/0003_outbox.sql"),
     include_str!("migrations/postgres/0004_stays.sql"),
+    include_str!("migrations/postgres/0005_blob_codec.sql"),
 ];
 
 /// Advisory lock key (one `bigint`) held while migrating.
