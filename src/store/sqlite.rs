@@ -7,8 +7,10 @@
 //!   `BEGIN IMMEDIATE … COMMIT`, commits — one fsync for the batch, `synchronous=FULL` — and only
 //!   then replies to every job. When a job fails, the batch is rolled back and run again with each
 //!   job in its own `SAVEPOINT`, so the failing job rolls back alone (savepoints for every batch
-//!   would copy each page a job touches to the sub-journal). Deduplication is decided inside that transaction, so two jobs with the same `dedup_key`
-//!   in one batch see each other.
+//!   would copy each page a job touches to the sub-journal). Deduplication is decided inside that
+//!   transaction, so two jobs with the same `dedup_key` in one batch see each other.
+//! - Large blobs (a message as received, an outbox body) are kept zstd-compressed
+//!   (`sqlite_blob.rs`).
 //! - A small pool of read connections (WAL allows readers concurrent with the writer), used from
 //!   `tokio::task::spawn_blocking`.
 //!
@@ -173,8 +175,7 @@ fn in_savepoint<T>(
     context: &str,
     work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
 ) -> Result<T, StoreError> {
-    // Prepared once and kept: these run twice per job, and parsing them was a tenth of the
-    // writer's time.
+    // Prepared once and kept, like every statement of the store.
     let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
     run("SAVEPOINT job").map_err(|e| db_err("savepoint", e))?;
     match work(conn) {
