@@ -7,7 +7,8 @@
 # delivers it — and the business reply to the referrer — to a loopback unit system
 # (examples/loopback_unit.rs), which reads each message and answers with a real FHIR response.
 # Prints the offered rate, HTTP answer latency, end-to-end latency percentiles (sent → the unit's
-# receipt recorded), outbox states, kadgate's peak RSS and the load average.
+# receipt recorded), overall and by 5-second window, outbox states, kadgate's peak RSS, the
+# store's size, the CPU time of all three processes and the load average.
 #   usage: scripts/bench-e2e.sh [RATE=1000] [DURATION_SECONDS=60]
 set -euo pipefail
 cd "$(dirname "$0")/.."
