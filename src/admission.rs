@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::SharedClock;
+
 use crate::model::{Body, Conversation, Format, Message, Organisation};
 use crate::registry::{Directory, Endpoint, KadUnit, Party, RegistryError};
 use crate::reply::{self, ReplyFormat, ReplySpec};
@@ -93,6 +95,8 @@ pub struct Admission {
     /// Held while the snapshot is read again, so that the referrals arriving meanwhile wait for
     /// that one read instead of each counting the beds themselves.
     refreshing: tokio::sync::Mutex<()>,
+    /// "Now" for outbox rows' creation times and capacity reports' age.
+    clock: SharedClock,
     /// Open a stay for every referral planned (`[stays] enabled`).
     stays: bool,
 }
@@ -106,10 +110,6 @@ pub struct Routed {
 
 pub fn unit_key(her_id: &str) -> String {
     format!("HER:{her_id}")
-}
-
-fn now_text() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 impl Admission {
@@ -128,6 +128,7 @@ impl Admission {
             config,
             snapshot: Mutex::new(Snapshot::default()),
             refreshing: tokio::sync::Mutex::new(()),
+            clock: crate::clock::system(),
             stays: false,
         }
     }
@@ -135,6 +136,12 @@ impl Admission {
     /// Open a stay with every referral planned.
     pub fn with_stays(mut self, on: bool) -> Admission {
         self.stays = on;
+        self
+    }
+
+    /// Read "now" (outbox rows' creation, the age of capacity reports) from `clock`.
+    pub fn with_clock(mut self, clock: SharedClock) -> Admission {
+        self.clock = clock;
         self
     }
 
@@ -168,7 +175,7 @@ impl Admission {
         }
         let held: HashMap<String, i64> = store.beds_held().await?.into_iter().collect();
         let valid_ms = (self.config.capacity_report_valid_secs as i64).saturating_mul(1000);
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = self.clock.now_ms();
         let reported = store
             .capacity_reports()
             .await?
@@ -281,8 +288,8 @@ impl Admission {
             decision.reasons_no.push(route.reason_no.clone());
             decision.reasons_en.push(route.reason_en.clone());
         }
-        let now = now_text();
-        let now_ms = chrono::Utc::now().timestamp_millis();
+        let now_ms = self.clock.now_ms();
+        let now = crate::clock::rfc3339_ms(now_ms);
         let original = msg.header.msg_id.as_deref().unwrap_or("").trim().to_owned();
         let unit_key = route.unit.as_ref().map(|u| unit_key(&u.party.her_id));
         let accepted = decision.decision == DecisionKind::Accepted;
@@ -293,7 +300,13 @@ impl Admission {
         }
 
         let mut effects = Effects {
-            decision: Some(new_decision(&decision, DecisionSource::Rules, None, None)),
+            decision: Some(new_decision(
+                &decision,
+                &now,
+                DecisionSource::Rules,
+                None,
+                None,
+            )),
             route: Some(new_route(&route, &now, accepted)),
             ..Effects::default()
         };
@@ -385,8 +398,8 @@ impl Admission {
             ruleset_id: previous.ruleset_id.clone().unwrap_or_default(),
             ruleset_version: previous.ruleset_version.clone().unwrap_or_default(),
         };
-        let now = now_text();
-        let now_ms = chrono::Utc::now().timestamp_millis();
+        let now_ms = self.clock.now_ms();
+        let now = crate::clock::rfc3339_ms(now_ms);
         let unit = match route.and_then(|r| r.unit_key.as_deref()) {
             Some(key) => {
                 let her = key.strip_prefix("HER:").unwrap_or(key);
@@ -410,6 +423,7 @@ impl Admission {
         Ok(Effects {
             decision: Some(new_decision(
                 &decision,
+                &now,
                 DecisionSource::Override,
                 Some(by.to_owned()),
                 note.map(str::to_owned),
@@ -687,12 +701,13 @@ pub(crate) fn encode(msg: &Message, format: Format) -> Result<(Vec<u8>, &'static
 
 fn new_decision(
     d: &Decision,
+    decided_at: &str,
     source: DecisionSource,
     by: Option<String>,
     note: Option<String>,
 ) -> NewDecision {
     NewDecision {
-        decided_at: now_text(),
+        decided_at: decided_at.to_owned(),
         decision: d.decision.word().to_owned(),
         source,
         decided_by: by,

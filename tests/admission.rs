@@ -693,3 +693,59 @@ units = [{ name = "Hjemmetjenesten", idents = ["HER:990099"] }]
     assert!(nacked["reason"].as_str().unwrap().contains("E21"));
     w.stop().await;
 }
+
+/// The pipeline and the admission read "now" from the clock they are given, so a test on
+/// simulated time sees the referral received, decided and its outbox rows created at clock time
+/// (the worker computes a row's age and the dead-letter limit from that creation time).
+#[tokio::test]
+async fn a_referral_is_received_decided_and_planned_at_clock_time() {
+    use kadgate::clock::{Clock, ManualClock, SharedClock};
+    use kadgate::store::OutboxFilter;
+
+    let dir = tempfile::tempdir().unwrap();
+    let reg = dir.path().join("registry.toml");
+    std::fs::write(&reg, registry(1)).unwrap();
+    let mut cfg = common::test_config(&dir.path().join("data"));
+    cfg.admission.enabled = true;
+    cfg.admission.ruleset = repo("fixtures/rules/national-default.toml");
+    cfg.admission.registry = reg;
+    let store = kadgate::server::open_store(&cfg).await.unwrap();
+    // 2026-01-01T00:00:00Z, far from the system clock's now.
+    let clock = ManualClock::new(1_767_225_600_000);
+    let shared: SharedClock = clock.clone();
+    let admission = kadgate::server::load_admission(&cfg)
+        .unwrap()
+        .with_clock(shared.clone());
+    let rules = Arc::new(kadgate::check::Rules::from_config(&cfg));
+    let pipeline = kadgate::pipeline::Pipeline::new(store.clone(), rules, None)
+        .with_admission(Arc::new(admission))
+        .with_clock(shared);
+
+    pipeline
+        .ingest_fhir(vignette("acc-copd", None), "test")
+        .await
+        .unwrap();
+    let id = store.list(&Default::default()).await.unwrap()[0].id;
+    let message = store.get(id).await.unwrap().unwrap();
+    assert_eq!(message.summary.received_at, "2026-01-01T00:00:00.000Z");
+    let decisions = store.decisions(id).await.unwrap();
+    assert_eq!(decisions[0].decision.decided_at, "2026-01-01T00:00:00.000Z");
+    let rows = store
+        .list_outbox(&OutboxFilter {
+            message_id: Some(id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2, "the referral to the unit and the reply");
+    for r in &rows {
+        assert_eq!(r.created_ms, clock.now_ms(), "{}", r.purpose);
+        assert_eq!(r.created_at, "2026-01-01T00:00:00.000Z");
+        assert_eq!(
+            r.next_attempt_ms,
+            clock.now_ms(),
+            "due at once, on the clock"
+        );
+    }
+    store.close().await.unwrap();
+}

@@ -39,7 +39,7 @@ use super::backoff::{Next, RetryPolicy};
 use super::breaker::{BreakerConfig, Breakers};
 use super::transport::{self, Outgoing, Response, Transport};
 use crate::check::Rules;
-use crate::clock::{Clock, SharedClock};
+use crate::clock::SharedClock;
 use crate::model::Body;
 use crate::store::{Ack, Attempt, OutboxRow, Store};
 
@@ -75,12 +75,6 @@ impl Default for DeliveryConfig {
             breaker: BreakerConfig::default(),
         }
     }
-}
-
-/// The system's wall clock in milliseconds, for callers that hold no [`Clock`] of their own (the
-/// operator API's retry). The worker itself never calls it.
-pub fn now_ms() -> i64 {
-    crate::clock::SystemClock.now_ms()
 }
 
 /// Delivers outbox rows. One per process is enough; several (in several processes sharing a

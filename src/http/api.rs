@@ -312,10 +312,7 @@ pub(super) async fn retry_outbox(
         return *r;
     }
     let store = st.pipeline.store();
-    match store
-        .retry_outbox(id, crate::delivery::worker::now_ms())
-        .await
-    {
+    match store.retry_outbox(id, st.pipeline.clock().now_ms()).await {
         Ok(true) => {
             st.pipeline.wake().notify_one();
             tracing::info!(
@@ -430,12 +427,15 @@ pub(super) async fn report_capacity(
         Ok(None) => return not_found("KAD unit", her),
         Err(e) => return directory_unavailable(e),
     }
-    let now = chrono::Utc::now();
+    // On the pipeline's clock: the admission judges a report's age by the same one.
+    let now_ms = st.pipeline.clock().now_ms();
     let report = CapacityReport {
         unit_key: crate::admission::unit_key(&her),
         free_beds: req.free_beds,
-        reported_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        reported_ms: now.timestamp_millis(),
+        reported_at: chrono::DateTime::<chrono::Utc>::from_timestamp_millis(now_ms)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        reported_ms: now_ms,
     };
     match st.pipeline.store().report_capacity(report).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),

@@ -51,7 +51,10 @@ impl Pipeline {
                 Some(o) => self.store.find_sent(o.trim()).await?,
                 None => None,
             };
-            let ack = outcome.message.as_ref().and_then(super::ack_of);
+            let ack = outcome
+                .message
+                .as_ref()
+                .and_then(|m| super::ack_of(m, self.clock.now_ms()));
             let in_outbox = match &ack {
                 Some(a) => self.is_ours(&a.out_msg_id).await?,
                 None => false,
@@ -141,7 +144,7 @@ impl Pipeline {
             .to_string()
         });
         NewMessage {
-            received_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            received_at: self.received_at(),
             channel: channel.to_string(),
             direction: Direction::In,
             format: Some("fhir-r4".into()),

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::admission::Admission;
 use crate::check::{Checker, Disposition, Mode, Outcome, Rules};
+use crate::clock::SharedClock;
 use crate::kith::apprec::{self, AppRecSpec};
 use crate::model::{Body, Message, Organisation};
 use crate::store::{
@@ -64,6 +65,9 @@ pub struct Pipeline {
     stays: bool,
     /// Woken when stay work is committed (or a stay opened that held work may wait for).
     stay_wake: Arc<tokio::sync::Notify>,
+    /// "Now" for what is scheduled from a received message (its stay work, the age a referral is
+    /// decided on, a receipt's time) and for the time a message is recorded as received.
+    clock: SharedClock,
 }
 
 pub(crate) fn now_datetime() -> String {
@@ -98,7 +102,25 @@ impl Pipeline {
             wake: Arc::new(tokio::sync::Notify::new()),
             stays: false,
             stay_wake: Arc::new(tokio::sync::Notify::new()),
+            clock: crate::clock::system(),
         }
+    }
+
+    /// Read "now" from `clock` (the system clock unless set). The admission, the outbox worker and
+    /// the stay tracker take theirs separately; a test hands them all the same one.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock this pipeline reads "now" from (the operator API's retry uses it too).
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// When a message is recorded as received (RFC 3339, milliseconds).
+    fn received_at(&self) -> String {
+        self.clock.now_rfc3339()
     }
 
     /// Route, decide and plan the delivery of every referral received.
@@ -156,8 +178,7 @@ impl Pipeline {
             return Ok((None, Effects::default()));
         };
         if self.stays && disposition == Disposition::Accepted {
-            let now_ms = chrono::Utc::now().timestamp_millis();
-            if let Some(work) = crate::stay::queued(&msg, now_ms) {
+            if let Some(work) = crate::stay::queued(&msg, self.clock.now_ms()) {
                 let effects = Effects {
                     stay_work: Some(work),
                     ..Effects::default()
@@ -194,7 +215,10 @@ impl Pipeline {
                 ));
             }
         };
-        let today = chrono::Local::now().date_naive();
+        let today = chrono::DateTime::from_timestamp_millis(self.clock.now_ms())
+            .unwrap_or_default()
+            .with_timezone(&chrono::Local)
+            .date_naive();
         let (msg, effects) = self
             .on_cpu(move || {
                 let effects = adm.finish(&msg, raw.as_deref().map(Vec::as_slice), routed, today);
@@ -250,7 +274,7 @@ impl Pipeline {
             .admit(outcome.disposition, outcome.message.take(), None)
             .await?;
         outcome.message = message;
-        let received_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let received_at = self.received_at();
         let receipts = render_receipts(&outcome);
         let mut findings = outcome.findings.clone();
 
@@ -261,7 +285,10 @@ impl Pipeline {
                     correlates_to = self.store.find_sent(orig.trim()).await?;
                 }
             }
-            effects.ack = outcome.message.as_ref().and_then(ack_of);
+            effects.ack = outcome
+                .message
+                .as_ref()
+                .and_then(|m| ack_of(m, self.clock.now_ms()));
             let in_outbox = match &effects.ack {
                 Some(a) => self.is_ours(&a.out_msg_id).await?,
                 None => false,
@@ -349,7 +376,7 @@ impl Pipeline {
 }
 
 /// An incoming receipt (AppRec, FHIR response) as the outbox correlation it brings.
-pub(crate) fn ack_of(msg: &Message) -> Option<NewAck> {
+pub(crate) fn ack_of(msg: &Message, now_ms: i64) -> Option<NewAck> {
     let Body::Receipt(r) = &msg.body else {
         return None;
     };
@@ -363,7 +390,7 @@ pub(crate) fn ack_of(msg: &Message) -> Option<NewAck> {
             status: r.status.word().to_owned(),
             codes: r.errors.iter().map(|c| c.code.clone()).collect(),
         },
-        at_ms: chrono::Utc::now().timestamp_millis(),
+        at_ms: now_ms,
     })
 }
 
