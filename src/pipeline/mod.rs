@@ -113,7 +113,8 @@ impl Pipeline {
         self
     }
 
-    /// The clock this pipeline reads "now" from (the operator API's retry uses it too).
+    /// The clock this pipeline reads "now" from (the operator API uses it too: retries, capacity
+    /// reports).
     pub fn clock(&self) -> &SharedClock {
         &self.clock
     }
