@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{client, post_fhir, TestServer};
+use common::{client, get_json, post_fhir, TestServer};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -330,14 +330,8 @@ impl World {
     /// How many times the unit-side systems stored a message with this id (1 = exactly once:
     /// resends are answered from the first copy), and its stored status.
     async fn at_unit(&self, msg_id: &str) -> (usize, i64, String) {
-        let list: Vec<Value> = client()
-            .get(format!("{}/api/messages?limit=500", self.unit.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = get_json(&self.unit.base, "/api/messages?limit=500").await;
+        let list = list.as_array().cloned().unwrap_or_default();
         let hits: Vec<&Value> = list
             .iter()
             .filter(|m| m["msg_id"].as_str() == Some(msg_id))

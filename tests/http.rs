@@ -47,14 +47,7 @@ async fn post_restart_and_duplicate() {
     let r3 = post_xml(&srv.base, msg).await;
     assert_eq!(r3.headers()["x-kadgate-duplicate"], "true");
     assert_eq!(r3.bytes().await.unwrap(), apprec1);
-    let list: serde_json::Value = client()
-        .get(format!("{}/api/messages", srv.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = common::get_json(&srv.base, "/api/messages").await;
     assert_eq!(
         list.as_array().unwrap().len(),
         1,

@@ -127,12 +127,6 @@ async fn post_fhir(base: &str, body: Vec<u8>, log: &Answers, label: &str) -> Ans
     post(base, Some(FHIR_JSON), body, log, label).await
 }
 
-async fn get_json(base: &str, path: &str) -> Value {
-    let r = client().get(format!("{base}{path}")).send().await.unwrap();
-    assert_eq!(r.status(), 200, "GET {path}");
-    r.json().await.unwrap()
-}
-
 /// How many messages the store holds (`GET /api/messages`).
 async fn stored_count(base: &str) -> usize {
     get_json(base, "/api/messages?limit=500")

@@ -96,14 +96,7 @@ async fn kill_9_after_200_loses_nothing() {
 
     let mut child = spawn(dir.path(), port);
     wait_ready(&base).await;
-    let list: serde_json::Value = client()
-        .get(format!("{base}/api/messages"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = common::get_json(&base, "/api/messages").await;
     assert_eq!(list.as_array().unwrap().len(), files.len(), "{list}");
     for (f, first) in files.iter().zip(&answers) {
         let r = post_xml(&base, std::fs::read(kith(f)).unwrap()).await;

@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::stay_msgs::{epicrisis, Epi};
-use common::{client, post_fhir, TestServer};
+use common::{client, get_json, post_fhir, TestServer};
 use kadgate::model::ServiceType;
 use serde_json::Value;
 
@@ -253,15 +253,11 @@ impl World {
 
     /// How many times the recipient systems stored a message with this id, and how.
     async fn received(&self, msg_id: &str) -> Vec<Value> {
-        let list: Vec<Value> = client()
-            .get(format!("{}/api/messages?limit=500", self.recipients.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        list.into_iter()
+        let list = get_json(&self.recipients.base, "/api/messages?limit=500").await;
+        list.as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
             .filter(|m| m["msg_id"].as_str() == Some(msg_id))
             .collect()
     }

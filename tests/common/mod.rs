@@ -179,6 +179,13 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// GET `base` + `path` (no credentials); it must be answered 200. The answer as JSON.
+pub async fn get_json(base: &str, path: &str) -> serde_json::Value {
+    let r = client().get(format!("{base}{path}")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "GET {path}");
+    r.json().await.unwrap()
+}
+
 /// POST a FHIR message to `$process-message`; it must be answered 200. The stored message's id.
 pub async fn post_fhir(base: &str, body: Vec<u8>) -> i64 {
     let r = client()
